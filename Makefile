@@ -1,0 +1,71 @@
+# cf-app-discovery — see README.md. `make test` installs what the tests need
+# (Debian's prometheus package) and runs lint, unit and acceptance tests.
+GO ?= go
+GOFILES = $(shell find . -name '*.go' -not -path './.git/*')
+BIN = bin
+
+.PHONY: test deps lint unit fuzz build clean bench-proxy
+
+test: deps lint unit fuzz
+
+# Prometheus (with promtool) is needed by the acceptance suite and the
+# config checks. Installed from Debian's packages when missing.
+deps:
+	@command -v prometheus >/dev/null && command -v promtool >/dev/null || { \
+		echo "installing Debian's prometheus package"; \
+		SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+		$$SUDO apt-get update -q && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -q --no-install-recommends prometheus; }
+	$(GO) mod download
+
+lint:
+	@out=$$(gofmt -l $(GOFILES)); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+	$(GO) vet ./...
+	$(GO) tool staticcheck ./...
+
+unit:
+	$(GO) test -race -count=1 ./...
+
+build:
+	$(GO) build -o $(BIN)/ ./cmd/...
+
+# A short run of every fuzz target (their seed corpora also run in `unit`).
+# For a long run: make fuzz FUZZTIME=10m
+FUZZTIME ?= 5s
+fuzz:
+	$(GO) test -run '^$$' -fuzz '^FuzzRender$$' -fuzztime $(FUZZTIME) ./targets/
+	$(GO) test -run '^$$' -fuzz '^FuzzParseScrapeParams$$' -fuzztime $(FUZZTIME) ./targets/
+	$(GO) test -run '^$$' -fuzz '^FuzzParseVCAPServices$$' -fuzztime $(FUZZTIME) ./config/
+	$(GO) test -run '^$$' -fuzz '^FuzzBind$$' -fuzztime $(FUZZTIME) ./broker/
+
+clean:
+	rm -rf $(BIN)
+
+# paas-proxy against the nginx it replaces (installs wrk and nginx from
+# Debian when missing). BENCH_DURATION, BENCH_THREADS, BENCH_CONNECTIONS.
+bench-proxy:
+	GO=$(GO) proxy/bench/bench-proxy.sh
+
+# Reconcile at scale: the real target-updater --once, twice, against a fake
+# CF API (20 ms per request) with 10,000 bound apps of 12,000 and an
+# S3-compatible server. Prints CF requests, wall time, peak RSS, S3 operations.
+.PHONY: bench-reconcile
+bench-reconcile:
+	$(GO) build -o $(BIN)/ ./cmd/target-updater
+	$(GO) run ./acceptance/bench/reconcile -updater $(BIN)/target-updater
+
+# One bind through the real handler and CF client against a fake CF API
+# that adds 20 ms per request: CF requests per bind and bind latency; then
+# 300 binds and 200 unbinds at once: bind p50/p99 and throughput.
+.PHONY: bench-broker
+bench-broker:
+	$(GO) test -run '^$$' -bench BenchmarkBind -benchtime 50x ./broker/
+	PRINT_FIGURES=1 $(GO) test -count=1 -v -run TestBroker ./broker/ -ginkgo.focus 'concurrent load' | grep -o 'broker load:.*' | head -1
+
+
+# Runs the whole chain locally on embedded defaults (fake CF API, directory
+# store, Prometheus when installed) and prints the curl commands to try it.
+.PHONY: demo
+demo: build
+	$(GO) build -o $(BIN)/ ./acceptance/demo
+	@# exec: Ctrl-C reaches the demo, which stops what it started and exits 0.
+	@exec $(BIN)/demo -bin $(BIN)
