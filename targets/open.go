@@ -1,0 +1,31 @@
+package targets
+
+import (
+	"context"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// StoreConfig says where target files and binding records live: a local
+// directory when Path is set, an S3 bucket otherwise.
+type StoreConfig struct {
+	Bucket   string
+	Region   string
+	Endpoint string
+	Path     string
+}
+
+// OpenStore returns the configured store, instrumented on reg.
+func OpenStore(ctx context.Context, c StoreConfig, reg prometheus.Registerer) (Store, error) {
+	var s Store
+	var err error
+	if c.Path != "" {
+		s, err = NewDirStore(c.Path)
+	} else {
+		s, err = NewS3Store(ctx, S3Options{Bucket: c.Bucket, Region: c.Region, Endpoint: c.Endpoint})
+	}
+	if err != nil {
+		return nil, err
+	}
+	return NewInstrumentedStore(s, reg), nil
+}

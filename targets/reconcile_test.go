@@ -1,0 +1,440 @@
+package targets_test
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"time"
+
+	"code.cloudfoundry.org/lager/v3"
+	. "github.com/onsi/ginkgo/v2"
+	. "github.com/onsi/gomega"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/alphagov/cf-app-discovery/targets"
+)
+
+// fakeCF is a hand-written CFReader: the apps and bindings CF would return,
+// and errors to answer instead.
+type fakeCF struct {
+	mu          sync.Mutex
+	apps        map[string]targets.App
+	bindings    map[string]targets.CFBinding
+	bindingsErr error
+	appsErr     error
+}
+
+func newFakeCF() *fakeCF {
+	return &fakeCF{apps: map[string]targets.App{}, bindings: map[string]targets.CFBinding{}}
+}
+
+func (f *fakeCF) PlanBindings(context.Context) ([]targets.CFBinding, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.bindingsErr != nil {
+		return nil, f.bindingsErr
+	}
+	var out []targets.CFBinding
+	for _, b := range f.bindings {
+		out = append(out, b)
+	}
+	return out, nil
+}
+
+func (f *fakeCF) Apps(_ context.Context, guids []string) (map[string]targets.App, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.appsErr != nil {
+		return nil, f.appsErr
+	}
+	out := map[string]targets.App{}
+	for _, g := range guids {
+		if a, ok := f.apps[g]; ok {
+			out[g] = a
+		}
+	}
+	return out, nil
+}
+
+func (f *fakeCF) update(guid string, change func(*targets.App)) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	a := f.apps[guid]
+	change(&a)
+	f.apps[guid] = a
+}
+
+func (f *fakeCF) bind(bindingGUID, appGUID string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.bindings[bindingGUID] = targets.CFBinding{GUID: bindingGUID, AppGUID: appGUID, CreatedAt: time.Now()}
+}
+
+func (f *fakeCF) unbind(bindingGUID string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	delete(f.bindings, bindingGUID)
+}
+
+func guid(kind byte, n int) string {
+	return fmt.Sprintf("%08x-0000-4000-8%03x-%012x", n, kind, n)
+}
+
+func appGUIDn(n int) string     { return guid(0xa, n) }
+func bindingGUIDn(n int) string { return guid(0xb, n) }
+
+func activeKey(app string) string   { k, _ := targets.TargetKey(app, true); return k }
+func inactiveKey(app string) string { k, _ := targets.TargetKey(app, false); return k }
+func recordKey(b string) string     { k, _ := targets.BindingKey(b); return k }
+
+const paasDomain = "paas.example"
+
+var _ = Describe("Reconciler", func() {
+	var (
+		store *memStore
+		cf    *fakeCF
+		rec   *targets.Reconciler
+		reg   *prometheus.Registry
+		ctx   context.Context
+	)
+
+	newApp := func(n, instances int) targets.App {
+		return targets.App{GUID: appGUIDn(n), Name: fmt.Sprintf("app-%d", n), State: "STARTED", Instances: instances,
+			Org: "org", Space: "space", Routes: []targets.Route{{Host: fmt.Sprintf("app-%d", n), Domain: "example.com", Protocol: "http1"}}}
+	}
+	// brokerBind does what the broker does on bind: record, then target.
+	brokerBind := func(b, app int) {
+		data, err := targets.Binding{BindingGUID: bindingGUIDn(b), AppGUID: appGUIDn(app), PlanID: "plan", Source: targets.SourceBroker}.Marshal()
+		Expect(err).NotTo(HaveOccurred())
+		_, err = store.Put(ctx, recordKey(bindingGUIDn(b)), data, targets.Condition{})
+		Expect(err).NotTo(HaveOccurred())
+		a := cf.apps[appGUIDn(app)]
+		key, _ := targets.TargetKey(a.GUID, a.Started())
+		_, err = store.Put(ctx, key, targets.Render(a, paasDomain), targets.Condition{})
+		Expect(err).NotTo(HaveOccurred())
+		cf.bind(bindingGUIDn(b), appGUIDn(app))
+	}
+	// brokerUnbind does what Cloud Controller and the broker do on the last
+	// unbind of an app.
+	brokerUnbind := func(b, app int) {
+		Expect(store.Delete(ctx, activeKey(appGUIDn(app)))).To(Succeed())
+		Expect(store.Delete(ctx, inactiveKey(appGUIDn(app)))).To(Succeed())
+		Expect(store.Delete(ctx, recordKey(bindingGUIDn(b)))).To(Succeed())
+		cf.unbind(bindingGUIDn(b))
+	}
+	run := func() targets.Result {
+		res, err := rec.Run(ctx)
+		ExpectWithOffset(1, err).NotTo(HaveOccurred())
+		return res
+	}
+	expectTarget := func(app targets.App) {
+		key, _ := targets.TargetKey(app.GUID, app.Started())
+		other, _ := targets.TargetKey(app.GUID, !app.Started())
+		ExpectWithOffset(1, store.keys()).To(ContainElement(key))
+		ExpectWithOffset(1, store.keys()).NotTo(ContainElement(other))
+		ExpectWithOffset(1, store.body(key)).To(Equal(string(targets.Render(app, paasDomain))))
+	}
+	expectNoTarget := func(app string) {
+		ExpectWithOffset(1, store.keys()).NotTo(ContainElement(activeKey(app)))
+		ExpectWithOffset(1, store.keys()).NotTo(ContainElement(inactiveKey(app)))
+	}
+
+	BeforeEach(func() {
+		ctx = context.Background()
+		store = newMemStore()
+		cf = newFakeCF()
+		reg = prometheus.NewRegistry()
+		rec = &targets.Reconciler{Store: store, CF: cf, PaaSDomain: paasDomain, PlanID: "plan",
+			Workers: 4, Logger: lager.NewLogger("test"), Metrics: targets.NewReconcileMetrics(reg)}
+		for n := 1; n <= 3; n++ {
+			cf.apps[appGUIDn(n)] = newApp(n, 2)
+			brokerBind(n, n)
+		}
+		store.resetOps()
+	})
+
+	It("makes no GET, PUT or DELETE when nothing changed", func() {
+		res := run()
+		Expect(res.Passes).To(Equal(1))
+		Expect(res.Active).To(Equal(3))
+		Expect(store.opCounts()).To(Equal(map[string]int{"LIST": 3}))
+		Expect(metricValue(reg, "cf_app_discovery_targets", "active")).To(Equal(3.0))
+		Expect(metricValue(reg, "cf_app_discovery_reconcile_runs_total", "success")).To(Equal(1.0))
+	})
+
+	It("rewrites a scaled app, verifying with a second pass", func() {
+		cf.update(appGUIDn(1), func(a *targets.App) { a.Instances = 5 })
+		res := run()
+		Expect(res.TargetsWritten).To(Equal(1))
+		Expect(res.Passes).To(Equal(2))
+		expectTarget(cf.apps[appGUIDn(1)])
+		Expect(store.opCounts()).To(Equal(map[string]int{"LIST": 6, "PUT": 1}))
+
+		cf.update(appGUIDn(1), func(a *targets.App) { a.Instances = 0 })
+		run()
+		Expect(store.body(activeKey(appGUIDn(1)))).To(Equal("[]\n"))
+	})
+
+	It("moves a stopped app to inactive/ and back when started", func() {
+		cf.update(appGUIDn(2), func(a *targets.App) { a.State = "STOPPED" })
+		run()
+		expectTarget(cf.apps[appGUIDn(2)])
+		cf.update(appGUIDn(2), func(a *targets.App) { a.State = "STARTED" })
+		run()
+		expectTarget(cf.apps[appGUIDn(2)])
+	})
+
+	It("rewrites renamed apps and route changes, keeping the job of a -venerable app", func() {
+		cf.update(appGUIDn(1), func(a *targets.App) { a.Name = "app-1-venerable" })
+		cf.update(appGUIDn(2), func(a *targets.App) {
+			a.Routes = []targets.Route{{Host: "new", Domain: "example.org", Protocol: "http1", Path: "/prom/metrics"}}
+		})
+		cf.update(appGUIDn(3), func(a *targets.App) { a.Routes[0].Internal = true })
+		res := run()
+		Expect(res.TargetsWritten).To(Equal(2), "the rename to -venerable keeps every byte")
+		Expect(store.body(activeKey(appGUIDn(1)))).To(ContainSubstring(`"job": "app-1"`))
+		Expect(store.body(activeKey(appGUIDn(2)))).To(ContainSubstring(`"new.example.org"`))
+		Expect(store.body(activeKey(appGUIDn(3)))).To(ContainSubstring(`"app-3.paas.example"`))
+	})
+
+	It("removes the target of an app CF no longer returns", func() {
+		delete(cf.apps, appGUIDn(3))
+		res := run()
+		Expect(res.TargetsDeleted).To(Equal(1))
+		expectNoTarget(appGUIDn(3))
+		Expect(store.keys()).To(ContainElement(recordKey(bindingGUIDn(3))), "the binding still exists in CF")
+	})
+
+	It("removes a record whose binding CF no longer lists once it is older than the grace period", func() {
+		cf.unbind(bindingGUIDn(2))
+		run()
+		Expect(store.keys()).To(ContainElement(recordKey(bindingGUIDn(2))), "young: a bind may be in flight")
+		expectTarget(cf.apps[appGUIDn(2)])
+
+		store.age(recordKey(bindingGUIDn(2)), time.Hour)
+		run()
+		Expect(store.keys()).NotTo(ContainElement(recordKey(bindingGUIDn(2))))
+		expectNoTarget(appGUIDn(2))
+	})
+
+	It("skips a young record that an unbind removes while the run reads it", func() {
+		cf.unbind(bindingGUIDn(2))
+		store.fail = func(op, key string) error {
+			if op == "GET" && key == recordKey(bindingGUIDn(2)) {
+				// The broker's unbind removed the record and the target between
+				// the listing and this read (the store's lock is held here).
+				delete(store.objects, activeKey(appGUIDn(2)))
+				delete(store.objects, recordKey(bindingGUIDn(2)))
+				return targets.ErrNotFound
+			}
+			return nil
+		}
+		run()
+		expectTarget(cf.apps[appGUIDn(1)])
+		expectNoTarget(appGUIDn(2))
+	})
+
+	It("skips a young record it cannot parse, and removes it once it is old", func() {
+		cf.unbind(bindingGUIDn(2))
+		_, err := store.Put(ctx, recordKey(bindingGUIDn(2)), []byte("{not json"), targets.Condition{})
+		Expect(err).NotTo(HaveOccurred())
+		cf.update(appGUIDn(1), func(a *targets.App) { a.Instances = 4 })
+		run()
+		expectTarget(cf.apps[appGUIDn(1)])
+		Expect(store.keys()).To(ContainElement(recordKey(bindingGUIDn(2))))
+		store.age(recordKey(bindingGUIDn(2)), time.Hour)
+		run()
+		Expect(store.keys()).NotTo(ContainElement(recordKey(bindingGUIDn(2))))
+	})
+
+	It("leaves the record of a binding Cloud Controller is deleting to the broker", func() {
+		cf.bindings[bindingGUIDn(1)] = targets.CFBinding{GUID: bindingGUIDn(1), AppGUID: appGUIDn(1), Deleting: true}
+		store.age(recordKey(bindingGUIDn(1)), time.Hour)
+		run()
+		Expect(store.keys()).To(ContainElement(recordKey(bindingGUIDn(1))))
+		expectNoTarget(appGUIDn(1))
+	})
+
+	It("keeps the target while an app has another binding", func() {
+		brokerBind(4, 1)
+		Expect(store.Delete(ctx, recordKey(bindingGUIDn(1)))).To(Succeed())
+		cf.unbind(bindingGUIDn(1))
+		run()
+		expectTarget(cf.apps[appGUIDn(1)])
+	})
+
+	It("removes the target file of an app that is not bound", func() {
+		stray := newApp(9, 1)
+		cf.apps[stray.GUID] = stray
+		_, err := store.Put(ctx, activeKey(stray.GUID), targets.Render(stray, paasDomain), targets.Condition{})
+		Expect(err).NotTo(HaveOccurred())
+		run()
+		expectNoTarget(stray.GUID)
+	})
+
+	Context("with a bucket written by the Ruby service", func() {
+		BeforeEach(func() {
+			for n := 1; n <= 3; n++ {
+				Expect(store.Delete(ctx, recordKey(bindingGUIDn(n)))).To(Succeed())
+			}
+			// The Ruby service left a stale file in both states for app 2.
+			_, err := store.Put(ctx, inactiveKey(appGUIDn(2)), []byte("[]"), targets.Condition{})
+			Expect(err).NotTo(HaveOccurred())
+		})
+
+		It("adopts the bindings CF lists and keeps every app monitored", func() {
+			res := run()
+			Expect(res.RecordsAdopted).To(Equal(3))
+			for n := 1; n <= 3; n++ {
+				Expect(store.keys()).To(ContainElement(recordKey(bindingGUIDn(n))))
+				expectTarget(cf.apps[appGUIDn(n)])
+			}
+			data, _, err := store.Get(ctx, recordKey(bindingGUIDn(1)))
+			Expect(err).NotTo(HaveOccurred())
+			b, err := targets.UnmarshalBinding(data)
+			Expect(err).NotTo(HaveOccurred())
+			Expect(b.AppGUID).To(Equal(appGUIDn(1)))
+			Expect(b.Source).To(Equal(targets.SourceReconcile))
+		})
+	})
+
+	Context("when a read fails", func() {
+		DescribeTable("changes nothing and fails",
+			func(breakIt func()) {
+				cf.update(appGUIDn(1), func(a *targets.App) { a.Instances = 7 })
+				delete(cf.apps, appGUIDn(2))
+				cf.unbind(bindingGUIDn(3))
+				store.age(recordKey(bindingGUIDn(3)), time.Hour)
+				before := map[string]string{}
+				for _, k := range store.keys() {
+					before[k] = store.body(k)
+				}
+				breakIt()
+				_, err := rec.Run(ctx)
+				Expect(err).To(MatchError(targets.ErrReconcile))
+				after := map[string]string{}
+				for _, k := range store.keys() {
+					after[k] = store.body(k)
+				}
+				Expect(after).To(Equal(before))
+				Expect(store.opCounts()).NotTo(HaveKey("PUT"))
+				Expect(store.opCounts()).NotTo(HaveKey("DELETE"))
+				Expect(metricValue(reg, "cf_app_discovery_reconcile_runs_total", "failure")).To(Equal(1.0))
+				Expect(metricValue(reg, "cf_app_discovery_reconcile_runs_total", "success")).To(Equal(0.0))
+			},
+			Entry("bindings from CF", func() { cf.bindingsErr = fmt.Errorf("%w: 502", targets.ErrCFUnavailable) }),
+			Entry("apps from CF", func() { cf.appsErr = fmt.Errorf("%w: truncated page", targets.ErrCFUnavailable) }),
+			Entry("the store listing", func() {
+				store.fail = func(op, key string) error {
+					if op == "LIST" && key == targets.InactivePrefix {
+						return errInjected
+					}
+					return nil
+				}
+			}),
+		)
+	})
+
+	Context("when some writes fail", func() {
+		It("writes the others, fails the run, and a later run completes", func() {
+			for n := 1; n <= 3; n++ {
+				cf.update(appGUIDn(n), func(a *targets.App) { a.State = "STOPPED" })
+			}
+			store.fail = func(op, key string) error {
+				if op == "PUT" && key == inactiveKey(appGUIDn(2)) {
+					return errInjected
+				}
+				return nil
+			}
+			_, err := rec.Run(ctx)
+			Expect(err).To(MatchError(errInjected))
+			expectTarget(cf.apps[appGUIDn(1)])
+			expectTarget(cf.apps[appGUIDn(3)])
+			Expect(store.keys()).To(ContainElement(activeKey(appGUIDn(2))), "the old file stays until the new one is written")
+
+			store.fail = nil
+			run()
+			expectTarget(cf.apps[appGUIDn(2)])
+		})
+	})
+
+	Context("when the broker acts during a run", func() {
+		var hook func()
+
+		BeforeEach(func() {
+			hook = nil
+			targets.SetBeforeApply(rec, func(pass int) {
+				if pass == 1 && hook != nil {
+					hook()
+				}
+			})
+		})
+
+		It("does not resurrect a target unbound while the run rewrote it", func() {
+			cf.update(appGUIDn(1), func(a *targets.App) { a.Instances = 4 })
+			hook = func() { brokerUnbind(1, 1) }
+			run()
+			expectNoTarget(appGUIDn(1))
+			Expect(store.keys()).NotTo(ContainElement(recordKey(bindingGUIDn(1))))
+		})
+
+		It("does not resurrect a record unbound while the run adopted it", func() {
+			Expect(store.Delete(ctx, recordKey(bindingGUIDn(2)))).To(Succeed())
+			hook = func() { brokerUnbind(2, 2) }
+			run()
+			Expect(store.keys()).NotTo(ContainElement(recordKey(bindingGUIDn(2))))
+			expectNoTarget(appGUIDn(2))
+		})
+
+		It("does not delete a target bound while the run removed it as unbound", func() {
+			stray := newApp(7, 1)
+			cf.apps[stray.GUID] = stray
+			_, err := store.Put(ctx, activeKey(stray.GUID), []byte("[]"), targets.Condition{})
+			Expect(err).NotTo(HaveOccurred())
+			hook = func() { brokerBind(7, 7) }
+			run()
+			expectTarget(stray)
+			Expect(store.keys()).To(ContainElement(recordKey(bindingGUIDn(7))))
+		})
+
+		It("keeps a target bound while the run was reading", func() {
+			fresh := newApp(8, 3)
+			cf.apps[fresh.GUID] = fresh
+			hook = func() { brokerBind(8, 8) }
+			run()
+			expectTarget(fresh)
+		})
+
+		It("keeps the broker's newer file when the app changed state during the run", func() {
+			cf.update(appGUIDn(3), func(a *targets.App) { a.Instances = 1 })
+			hook = func() {
+				cf.update(appGUIDn(3), func(a *targets.App) { a.State = "STOPPED" })
+				brokerBind(5, 3)
+			}
+			run()
+			expectTarget(cf.apps[appGUIDn(3)])
+		})
+	})
+})
+
+// metricValue returns the value of the series of metric name whose only
+// label has value label.
+func metricValue(reg *prometheus.Registry, name, label string) float64 {
+	families, err := reg.Gather()
+	ExpectWithOffset(1, err).NotTo(HaveOccurred())
+	for _, f := range families {
+		if f.GetName() != name {
+			continue
+		}
+		for _, m := range f.GetMetric() {
+			if len(m.GetLabel()) == 1 && m.GetLabel()[0].GetValue() == label {
+				if m.GetCounter() != nil {
+					return m.GetCounter().GetValue()
+				}
+				return m.GetGauge().GetValue()
+			}
+		}
+	}
+	Fail(fmt.Sprintf("no series %s{%s}", name, label), 1)
+	return 0
+}

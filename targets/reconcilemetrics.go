@@ -1,0 +1,65 @@
+package targets
+
+import (
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// ReconcileMetrics are the target updater's metrics about its own runs.
+type ReconcileMetrics struct {
+	runs        *prometheus.CounterVec
+	lastSuccess prometheus.Gauge
+	duration    prometheus.Histogram
+	targets     *prometheus.GaugeVec
+	changes     *prometheus.CounterVec
+}
+
+// NewReconcileMetrics registers the reconcile metrics on reg.
+func NewReconcileMetrics(reg prometheus.Registerer) *ReconcileMetrics {
+	m := &ReconcileMetrics{
+		runs: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "cf_app_discovery_reconcile_runs_total",
+			Help: "Reconcile runs by outcome (success, failure).",
+		}, []string{"outcome"}),
+		lastSuccess: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "cf_app_discovery_reconcile_last_success_timestamp_seconds",
+			Help: "Unix time at which the last successful reconcile ended.",
+		}),
+		duration: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "cf_app_discovery_reconcile_duration_seconds",
+			Help:    "Duration of reconcile runs.",
+			Buckets: prometheus.ExponentialBuckets(0.05, 2, 12),
+		}),
+		targets: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "cf_app_discovery_targets",
+			Help: "Apps with a target file after the last successful reconcile, by state (active, inactive).",
+		}, []string{"state"}),
+		changes: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "cf_app_discovery_reconcile_changes_total",
+			Help: "Store changes made by reconcile runs, by kind.",
+		}, []string{"kind"}),
+	}
+	reg.MustRegister(m.runs, m.lastSuccess, m.duration, m.targets, m.changes)
+	for _, o := range []string{"success", "failure"} {
+		m.runs.WithLabelValues(o)
+	}
+	return m
+}
+
+func (m *ReconcileMetrics) observe(res Result, err error, took time.Duration, end time.Time) {
+	m.duration.Observe(took.Seconds())
+	m.changes.WithLabelValues("target_written").Add(float64(res.TargetsWritten))
+	m.changes.WithLabelValues("target_deleted").Add(float64(res.TargetsDeleted))
+	m.changes.WithLabelValues("record_adopted").Add(float64(res.RecordsAdopted))
+	m.changes.WithLabelValues("record_removed").Add(float64(res.RecordsRemoved))
+	m.changes.WithLabelValues("conflict").Add(float64(res.WritesConflicts))
+	if err != nil {
+		m.runs.WithLabelValues("failure").Inc()
+		return
+	}
+	m.runs.WithLabelValues("success").Inc()
+	m.lastSuccess.Set(float64(end.Unix()))
+	m.targets.WithLabelValues("active").Set(float64(res.Active))
+	m.targets.WithLabelValues("inactive").Set(float64(res.Inactive))
+}

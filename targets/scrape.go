@@ -1,0 +1,156 @@
+package targets
+
+import (
+	"fmt"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+)
+
+// The scrape contract. Target files carry these names as `__param_<name>`
+// labels; Prometheus turns each label into a query parameter of the scrape
+// URL; paas-proxy reads them back and turns them into the headers the CF
+// router and the app need. Both sides use only the definitions below.
+const (
+	// ParamAppGUID carries the app guid; the proxy sends it as a bearer token.
+	ParamAppGUID = "cf_app_guid"
+	// ParamAppInstance carries "<app_guid>:<index>"; the proxy sends it as
+	// X-CF-APP-INSTANCE so the router picks that instance.
+	ParamAppInstance = "cf_app_instance"
+	// ParamAppInstanceIndex carries the instance index alone.
+	ParamAppInstanceIndex = "cf_app_instance_index"
+
+	// HeaderAppInstance is the header the CF router routes on.
+	HeaderAppInstance = "X-CF-APP-INSTANCE"
+	// HeaderAppInstanceCopy repeats HeaderAppInstance for route services
+	// that drop the first.
+	HeaderAppInstanceCopy = "XX-CF-APP-INSTANCE"
+	// HeaderRouterError is the header in which the CF router explains a
+	// routing failure (e.g. "unknown_route").
+	HeaderRouterError = "X-Cf-Routererror"
+
+	paramLabelPrefix = "__param_"
+)
+
+// ScrapeParams are the scrape parameters of one app instance.
+type ScrapeParams struct {
+	AppGUID string
+	Index   int
+}
+
+// Instance is the "<app_guid>:<index>" form the CF router understands.
+func (p ScrapeParams) Instance() string {
+	return p.AppGUID + ":" + strconv.Itoa(p.Index)
+}
+
+// Labels returns the `__param_*` labels that make Prometheus send p as query
+// parameters.
+func (p ScrapeParams) Labels() map[string]string {
+	return map[string]string{
+		paramLabelPrefix + ParamAppGUID:          p.AppGUID,
+		paramLabelPrefix + ParamAppInstanceIndex: strconv.Itoa(p.Index),
+		paramLabelPrefix + ParamAppInstance:      p.Instance(),
+	}
+}
+
+// Query returns the query parameters Prometheus derives from Labels.
+func (p ScrapeParams) Query() url.Values {
+	return url.Values{
+		ParamAppGUID:          {p.AppGUID},
+		ParamAppInstance:      {p.Instance()},
+		ParamAppInstanceIndex: {strconv.Itoa(p.Index)},
+	}
+}
+
+// SetHeaders sets the headers the CF router and the app's metrics endpoint
+// expect for p, replacing any values h already has for them.
+func (p ScrapeParams) SetHeaders(h http.Header) {
+	instance := p.Instance()
+	h.Set(HeaderAppInstance, instance)
+	h.Set(HeaderAppInstanceCopy, instance)
+	h.Set("Authorization", "Bearer "+p.AppGUID)
+}
+
+// ParseScrapeParams reads the scrape parameters from a scrape URL's query.
+// It returns ok=false and no error when none of them is present (a plain
+// request to forward as it is), and an error when any is present but
+// malformed or inconsistent with the others.
+func ParseScrapeParams(q url.Values) (p ScrapeParams, ok bool, err error) {
+	guid, hasGUID := single(q, ParamAppGUID)
+	inst, hasInst := single(q, ParamAppInstance)
+	idx, hasIdx := single(q, ParamAppInstanceIndex)
+	if !hasGUID && !hasInst && !hasIdx {
+		return ScrapeParams{}, false, nil
+	}
+	for _, name := range []string{ParamAppGUID, ParamAppInstance, ParamAppInstanceIndex} {
+		if len(q[name]) > 1 {
+			return ScrapeParams{}, false, fmt.Errorf("query parameter %s is repeated", name)
+		}
+	}
+	if hasInst {
+		g, i, found := strings.Cut(inst, ":")
+		if !found {
+			return ScrapeParams{}, false, fmt.Errorf("query parameter %s must be <app_guid>:<index>", ParamAppInstance)
+		}
+		if hasGUID && g != guid {
+			return ScrapeParams{}, false, fmt.Errorf("query parameters %s and %s name different apps", ParamAppGUID, ParamAppInstance)
+		}
+		if hasIdx && i != idx {
+			return ScrapeParams{}, false, fmt.Errorf("query parameters %s and %s name different instances", ParamAppInstanceIndex, ParamAppInstance)
+		}
+		guid, idx, hasGUID, hasIdx = g, i, true, true
+	}
+	if !hasGUID {
+		return ScrapeParams{}, false, fmt.Errorf("query parameter %s is missing", ParamAppGUID)
+	}
+	if !hasIdx {
+		return ScrapeParams{}, false, fmt.Errorf("query parameter %s is missing", ParamAppInstanceIndex)
+	}
+	if err := CheckGUID(ParamAppGUID, guid); err != nil {
+		return ScrapeParams{}, false, err
+	}
+	n, err := parseIndex(idx)
+	if err != nil {
+		return ScrapeParams{}, false, fmt.Errorf("query parameter %s: %w", ParamAppInstanceIndex, err)
+	}
+	return ScrapeParams{AppGUID: guid, Index: n}, true, nil
+}
+
+// StripScrapeParams removes the scrape parameters from q, leaving any others.
+func StripScrapeParams(q url.Values) {
+	q.Del(ParamAppGUID)
+	q.Del(ParamAppInstance)
+	q.Del(ParamAppInstanceIndex)
+}
+
+func single(q url.Values, name string) (string, bool) {
+	v, ok := q[name]
+	if !ok || len(v) == 0 {
+		return "", false
+	}
+	return v[0], true
+}
+
+// maxIndex bounds instance indexes well above any CF quota, so that a
+// parameter can never be used to send an absurd header.
+const maxIndex = 1_000_000
+
+// parseIndex accepts only the canonical decimal form the writer produces
+// (no sign, no leading zero), so that the header the proxy sends is exactly
+// the instance named in the target file.
+func parseIndex(s string) (int, error) {
+	if s == "" || len(s) > 7 || (len(s) > 1 && s[0] == '0') {
+		return 0, fmt.Errorf("%q is not an instance index", truncate(s, 16))
+	}
+	for _, r := range s {
+		if r < '0' || r > '9' {
+			return 0, fmt.Errorf("%q is not an instance index", truncate(s, 16))
+		}
+	}
+	n, err := strconv.Atoi(s)
+	if err != nil || n > maxIndex {
+		return 0, fmt.Errorf("%q is not an instance index", truncate(s, 16))
+	}
+	return n, nil
+}
