@@ -1,0 +1,256 @@
+package broker
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"code.cloudfoundry.org/lager/v3"
+	"github.com/pivotal-cf/brokerapi/v10/domain"
+	"github.com/pivotal-cf/brokerapi/v10/domain/apiresponses"
+
+	"github.com/alphagov/cf-app-discovery/targets"
+)
+
+// Bind answers PUT /v2/service_instances/:instance_id/service_bindings/:binding_id,
+// reached by `cf bind-service` (or an app manifest's `services:`). It writes
+// the binding record, then the app's target file, and answers 201 with no
+// credentials; 200 to a repeat of the same binding; 409 to the same id for
+// another app or instance. A record without a target file is what a failure
+// can leave behind, and both the orphan-mitigation unbind Cloud Controller
+// sends after a 5xx and the next reconcile repair it.
+func (b *Broker) Bind(ctx context.Context, instanceID, bindingID string, details domain.BindDetails, _ bool) (domain.Binding, error) {
+	start := time.Now()
+	binding, err := b.bind(ctx, instanceID, bindingID, details)
+	success := "created"
+	if binding.AlreadyExists {
+		success = "already-exists"
+	}
+	b.metrics.observe("bind", start, success, err)
+	return binding, err
+}
+
+func (b *Broker) bind(ctx context.Context, instanceID, bindingID string, details domain.BindDetails) (domain.Binding, error) {
+	appGUID := details.AppGUID
+	if details.BindResource != nil && details.BindResource.AppGuid != "" {
+		appGUID = details.BindResource.AppGuid
+	}
+	logger := b.logger.Session("bind", lager.Data{"instance_id": instanceID, "binding_id": bindingID, "app_guid": appGUID})
+	if err := b.validateBind(instanceID, bindingID, appGUID, details); err != nil {
+		logger.Info("rejected", lager.Data{"reason": err.Error()})
+		return domain.Binding{}, err
+	}
+	unlock := b.locks.lock(appGUID)
+	defer unlock()
+
+	record := targets.Binding{
+		BindingGUID: bindingID, InstanceGUID: instanceID, AppGUID: appGUID,
+		ServiceID: details.ServiceID, PlanID: details.PlanID, Parameters: details.RawParameters,
+		CreatedAt: b.now().UTC(), Source: targets.SourceBroker,
+	}
+	existing, err := b.readRecord(ctx, bindingID)
+	if err != nil {
+		logger.Error("read-record-failed", err)
+		return domain.Binding{}, errStoreUnavailable("could not read the binding record", err)
+	}
+	cond := targets.Condition{IfNoneMatch: true}
+	switch {
+	case existing == nil:
+	case existing.Source == targets.SourceReconcile && sameBinding(existing.Binding, record):
+		// The target updater listed the binding while Cloud Controller was
+		// creating it and recorded what the CF API knows. This is the
+		// binding's first bind: complete the record.
+		logger.Info("completing-adopted-record")
+		cond = targets.Condition{IfMatch: existing.etag}
+	default:
+		if err := b.repeatedBind(logger, existing.Binding, record); err != nil {
+			return domain.Binding{}, err
+		}
+		// The same binding again: Cloud Controller retrying after a failure
+		// on our side. Write the target file again in case it was lost.
+		app, err := b.bindApp(ctx, logger, appGUID)
+		if err != nil {
+			return domain.Binding{}, err
+		}
+		return domain.Binding{AlreadyExists: true}, b.writeTargetOrFail(ctx, logger, app)
+	}
+
+	app, err := b.bindApp(ctx, logger, appGUID)
+	if err != nil {
+		return domain.Binding{}, err
+	}
+	created, err := b.writeRecord(ctx, logger, record, cond)
+	if err != nil {
+		return domain.Binding{}, err
+	}
+	if err := b.writeTargetOrFail(ctx, logger, app); err != nil {
+		return domain.Binding{}, err
+	}
+	logger.Info("bound", lager.Data{"instances": app.Instances, "state": app.State})
+	return domain.Binding{AlreadyExists: !created}, nil
+}
+
+// writeRecord writes the binding record under cond. When another broker
+// instance (or the target updater) wrote one meanwhile, the bind is a
+// repeat (created is false) or a conflict.
+func (b *Broker) writeRecord(ctx context.Context, logger lager.Logger, record targets.Binding, cond targets.Condition) (created bool, err error) {
+	data, err := record.Marshal()
+	if err != nil {
+		return false, err
+	}
+	key, err := targets.BindingKey(record.BindingGUID)
+	if err != nil {
+		return false, err
+	}
+	_, err = b.store.Put(ctx, key, data, cond)
+	if err == nil {
+		return true, nil
+	}
+	if errors.Is(err, targets.ErrPreconditionFailed) {
+		existing, rerr := b.readRecord(ctx, record.BindingGUID)
+		if rerr == nil && existing != nil && cond.IfNoneMatch &&
+			existing.Source == targets.SourceReconcile && sameBinding(existing.Binding, record) {
+			// Adopted by the updater since we looked: complete it, once.
+			return b.writeRecord(ctx, logger, record, targets.Condition{IfMatch: existing.etag})
+		}
+		if rerr == nil && existing != nil {
+			return false, b.repeatedBind(logger, existing.Binding, record)
+		}
+		if rerr != nil {
+			err = rerr
+		}
+	}
+	logger.Error("write-record-failed", err)
+	return false, errStoreUnavailable("could not store the binding", err)
+}
+
+// bindApp looks the app up, turning failures into answers for the tenant.
+func (b *Broker) bindApp(ctx context.Context, logger lager.Logger, appGUID string) (targets.App, error) {
+	app, err := b.apps.App(ctx, appGUID)
+	switch {
+	case errors.Is(err, targets.ErrAppNotVisible):
+		logger.Info("app-not-visible")
+		return targets.App{}, errAppNotVisible(appGUID, b.monitoringUser)
+	case errors.Is(err, targets.ErrCFUnavailable):
+		logger.Error("app-lookup-failed", err)
+		return targets.App{}, errCFUnavailable("could not look the app up in the CF API", err)
+	case err != nil:
+		logger.Error("app-lookup-failed", err)
+		return targets.App{}, errCFFailed("could not look the app up in the CF API", err)
+	}
+	return app, nil
+}
+
+func (b *Broker) writeTargetOrFail(ctx context.Context, logger lager.Logger, app targets.App) error {
+	if err := b.writeTarget(ctx, app); err != nil {
+		logger.Error("write-target-failed", err)
+		return errStoreUnavailable("could not write the app's targets", err)
+	}
+	return nil
+}
+
+func (b *Broker) validateBind(instanceID, bindingID, appGUID string, details domain.BindDetails) error {
+	if !targets.ValidGUID(instanceID) {
+		return errInvalidID("instance_id", instanceID)
+	}
+	if !targets.ValidGUID(bindingID) {
+		return errInvalidID("binding_id", bindingID)
+	}
+	if err := b.checkCatalog(details.ServiceID, details.PlanID); err != nil {
+		return err
+	}
+	if appGUID == "" {
+		return errRequiresApp
+	}
+	if !targets.ValidGUID(appGUID) {
+		return errInvalidID("app_guid", appGUID)
+	}
+	return nil
+}
+
+// repeatedBind checks a bind whose id already has a record: nil when it is
+// the same binding, 409 when it is another.
+func (b *Broker) repeatedBind(logger lager.Logger, existing, requested targets.Binding) error {
+	if sameBinding(existing, requested) {
+		logger.Info("already-bound")
+		return nil
+	}
+	logger.Info("conflict", lager.Data{"existing_app_guid": existing.AppGUID})
+	return apiresponses.ErrBindingAlreadyExists
+}
+
+// sameBinding reports whether a stored record describes the requested
+// binding. A record the target updater adopted from the CF API has no
+// instance guid (the API's binding listing does not carry it).
+func sameBinding(existing, requested targets.Binding) bool {
+	if existing.AppGUID != requested.AppGUID || existing.PlanID != requested.PlanID {
+		return false
+	}
+	return existing.InstanceGUID == requested.InstanceGUID ||
+		existing.Source == targets.SourceReconcile && existing.InstanceGUID == ""
+}
+
+// storedRecord is a binding record as read, with the ETag that replaces it.
+type storedRecord struct {
+	targets.Binding
+	etag string
+}
+
+// readRecord returns the binding's record, or nil when there is none.
+func (b *Broker) readRecord(ctx context.Context, bindingID string) (*storedRecord, error) {
+	key, err := targets.BindingKey(bindingID)
+	if err != nil {
+		return nil, err
+	}
+	data, etag, err := b.store.Get(ctx, key)
+	if errors.Is(err, targets.ErrNotFound) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	record, err := targets.UnmarshalBinding(data)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", key, err)
+	}
+	return &storedRecord{Binding: record, etag: etag}, nil
+}
+
+// writeTarget writes app's target file in the folder of its state, if its
+// bytes changed, then removes the file in the other folder: never both.
+func (b *Broker) writeTarget(ctx context.Context, app targets.App) error {
+	key, err := targets.TargetKey(app.GUID, app.Started())
+	if err != nil {
+		return err
+	}
+	other, _ := targets.TargetKey(app.GUID, !app.Started())
+	body := targets.Render(app, b.paasDomain)
+	current, _, err := b.store.Get(ctx, key)
+	switch {
+	case errors.Is(err, targets.ErrNotFound):
+	case err != nil:
+		return err
+	}
+	if err != nil || string(current) != string(body) {
+		if _, err := b.store.Put(ctx, key, body, targets.Condition{}); err != nil {
+			return err
+		}
+	}
+	return b.store.Delete(ctx, other)
+}
+
+// GetBinding answers GET /v2/service_instances/:instance_id/service_bindings/:binding_id.
+// No `cf` command reaches it: the catalog says bindings are not
+// retrievable, so Cloud Controller does not ask.
+func (b *Broker) GetBinding(context.Context, string, string, domain.FetchBindingDetails) (domain.GetBindingSpec, error) {
+	return domain.GetBindingSpec{}, errNotSupported("fetching a binding")
+}
+
+// LastBindingOperation answers
+// GET /v2/service_instances/:instance_id/service_bindings/:binding_id/last_operation.
+// No `cf` command reaches it: Cloud Controller polls only after a 202, and
+// binds and unbinds here are synchronous.
+func (b *Broker) LastBindingOperation(context.Context, string, string, domain.PollDetails) (domain.LastOperation, error) {
+	return domain.LastOperation{}, errNotSupported("polling a binding operation")
+}

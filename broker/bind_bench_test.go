@@ -1,0 +1,73 @@
+package broker_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"testing"
+	"time"
+
+	"code.cloudfoundry.org/lager/v3"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/alphagov/cf-app-discovery/acceptance/fakecf"
+	"github.com/alphagov/cf-app-discovery/broker"
+	"github.com/alphagov/cf-app-discovery/targets"
+)
+
+// BenchmarkBind measures one bind through the real handler and CF client
+// against the fake CF API, which adds 20 ms to every request, on a local
+// directory store. It reports CF requests per bind; ns/op is the latency.
+func BenchmarkBind(b *testing.B) {
+	cf := fakecf.New(fakecf.Options{})
+	defer cf.Close()
+	pop, err := cf.Populate(fakecf.Fleet{Apps: 200, Bound: 0, PlanCatalogID: planID})
+	if err != nil {
+		b.Fatal(err)
+	}
+	cf.Warm()
+	ctx := context.Background()
+	client, err := targets.NewCFClient(ctx, targets.CFConfig{API: cf.URL(), Username: fakecf.DefaultUsername,
+		Password: fakecf.DefaultPassword, PlanID: planID, Registerer: prometheus.NewRegistry()})
+	if err != nil {
+		b.Fatal(err)
+	}
+	store, err := targets.NewDirStore(b.TempDir())
+	if err != nil {
+		b.Fatal(err)
+	}
+	logger := lager.NewLogger("bench")
+	brk := broker.New(broker.Options{
+		Catalog: broker.Catalog{ServiceID: serviceID, ServiceName: "gds-prometheus", PlanID: planID, PlanName: "prometheus"},
+		Store:   store, Apps: client, Bindings: client, PaaSDomain: "paas.example", Logger: logger,
+	})
+	reg := prometheus.NewRegistry()
+	server := httptest.NewServer(broker.NewHandler(brk, logger, broker.Credentials{Username: "u", Password: "p"}, reg, reg))
+	defer server.Close()
+	cf.SetLatency(20 * time.Millisecond)
+	cf.ResetCounts()
+
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		app := pop.Apps[i%len(pop.Apps)]
+		body, _ := json.Marshal(map[string]any{"service_id": serviceID, "plan_id": planID,
+			"bind_resource": map[string]any{"app_guid": app.GUID}})
+		binding := fmt.Sprintf("bbbbbbbb-0000-4000-8000-%012d", i)
+		req, _ := http.NewRequest("PUT", server.URL+"/v2/service_instances/"+instanceID+"/service_bindings/"+binding, bytes.NewReader(body))
+		req.SetBasicAuth("u", "p")
+		req.Header.Set("X-Broker-API-Version", "2.15")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			b.Fatal(err)
+		}
+		_ = resp.Body.Close()
+		if resp.StatusCode != http.StatusCreated {
+			b.Fatalf("bind answered %d", resp.StatusCode)
+		}
+	}
+	b.StopTimer()
+	b.ReportMetric(float64(cf.Requests())/float64(b.N), "cf-requests/op")
+}

@@ -1,0 +1,125 @@
+// Package broker is the Open Service Broker of cf-app-discovery: binding an
+// app to the service writes the app's Prometheus target file; unbinding its
+// last binding removes it.
+package broker
+
+import (
+	"context"
+	"sync"
+	"time"
+
+	"code.cloudfoundry.org/lager/v3"
+	"github.com/pivotal-cf/brokerapi/v10/domain"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/alphagov/cf-app-discovery/targets"
+)
+
+// AppLookup describes an app as the CF API shows it to the monitoring user.
+type AppLookup interface {
+	App(ctx context.Context, appGUID string) (targets.App, error)
+}
+
+// BindingLookup finds bindings in the CF API: unbind needs them for buckets
+// written by the Ruby service (no record) and to know whether a binding is
+// an app's last.
+type BindingLookup interface {
+	Binding(ctx context.Context, guid string) (targets.CFBinding, error)
+	AppBindings(ctx context.Context, appGUID string) ([]targets.CFBinding, error)
+}
+
+// Catalog is the one service and plan the broker offers.
+type Catalog struct {
+	ServiceID   string
+	ServiceName string
+	PlanID      string
+	PlanName    string
+	// DocumentationURL is shown in the marketplace; DefaultDocumentationURL
+	// when empty.
+	DocumentationURL string
+}
+
+// Broker implements domain.ServiceBroker.
+type Broker struct {
+	catalog    Catalog
+	store      targets.Store
+	apps       AppLookup
+	bindings   BindingLookup
+	paasDomain string
+	// monitoringUser names the CF user tenants must grant Space Auditor to.
+	monitoringUser string
+	logger         lager.Logger
+	now            func() time.Time
+	locks          keyedMutex
+	metrics        *metrics
+}
+
+// Options are the broker's collaborators and settings.
+type Options struct {
+	Catalog        Catalog
+	Store          targets.Store
+	Apps           AppLookup
+	Bindings       BindingLookup
+	PaaSDomain     string
+	MonitoringUser string
+	Logger         lager.Logger
+	// Now is the clock of binding records; time.Now when nil.
+	Now func() time.Time
+	// Registerer takes the operations metrics; none are registered when nil.
+	Registerer prometheus.Registerer
+}
+
+// New returns a broker. It registers its metrics on o.Registerer, so it
+// is called once per registry.
+func New(o Options) *Broker {
+	now := o.Now
+	if now == nil {
+		now = time.Now
+	}
+	logger := o.Logger
+	if logger == nil {
+		logger = lager.NewLogger("broker")
+	}
+	return &Broker{catalog: o.Catalog, store: o.Store, apps: o.Apps, bindings: o.Bindings,
+		paasDomain: o.PaaSDomain, monitoringUser: o.MonitoringUser, logger: logger, now: now,
+		metrics: newMetrics(o.Registerer)}
+}
+
+var _ domain.ServiceBroker = (*Broker)(nil)
+
+// keyedMutex serialises the operations on one app within this process, so
+// that concurrent binds and unbinds of the app cannot interleave their
+// writes. Across processes the target updater repairs any interleaving.
+type keyedMutex struct {
+	mu    sync.Mutex
+	locks map[string]*keyLock
+}
+
+type keyLock struct {
+	sync.Mutex
+	users int
+}
+
+func (k *keyedMutex) lock(key string) func() {
+	k.mu.Lock()
+	if k.locks == nil {
+		k.locks = map[string]*keyLock{}
+	}
+	l := k.locks[key]
+	if l == nil {
+		l = &keyLock{}
+		k.locks[key] = l
+	}
+	l.users++
+	k.mu.Unlock()
+	l.Lock()
+	return func() {
+		l.Unlock()
+		k.mu.Lock()
+		l.users--
+		if l.users == 0 {
+			delete(k.locks, key)
+		}
+		k.mu.Unlock()
+	}
+}

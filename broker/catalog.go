@@ -1,0 +1,67 @@
+package broker
+
+import (
+	"context"
+	"time"
+
+	"github.com/pivotal-cf/brokerapi/v10/domain"
+)
+
+// DefaultDocumentationURL is the marketplace's documentation link when the
+// catalog names none.
+const DefaultDocumentationURL = "https://github.com/alphagov/cf-app-discovery#readme"
+
+// Services answers GET /v2/catalog, which Cloud Controller calls on
+// `cf create-service-broker` and `cf update-service-broker`.
+func (b *Broker) Services(context.Context) ([]domain.Service, error) {
+	defer b.metrics.observe("catalog", time.Now(), "ok", nil)
+	free := true
+	docs := b.catalog.DocumentationURL
+	if docs == "" {
+		docs = DefaultDocumentationURL
+	}
+	return []domain.Service{{
+		ID:                   b.catalog.ServiceID,
+		Name:                 b.catalog.ServiceName,
+		Description:          "Scrapes every instance of your apps with Prometheus",
+		Bindable:             true,
+		InstancesRetrievable: false,
+		BindingsRetrievable:  false,
+		PlanUpdatable:        false,
+		Tags:                 []string{"prometheus", "monitoring"},
+		Metadata: &domain.ServiceMetadata{
+			DisplayName:      "Prometheus",
+			LongDescription:  b.longDescription(),
+			DocumentationUrl: docs,
+		},
+		Plans: []domain.ServicePlan{{
+			ID:          b.catalog.PlanID,
+			Name:        b.catalog.PlanName,
+			Description: "Monitor your apps using Prometheus",
+			Free:        &free,
+			Bindable:    &free,
+		}},
+	}}, nil
+}
+
+// longDescription tells tenants the one step they must take before
+// binding.
+func (b *Broker) longDescription() string {
+	user := "the monitoring user"
+	if b.monitoringUser != "" {
+		user = "the monitoring user " + b.monitoringUser
+	}
+	return "Bind an app to have each of its instances scraped by the platform's Prometheus. " +
+		"First give " + user + " the SpaceAuditor role in the app's space (cf set-space-role)."
+}
+
+// checkCatalog refuses a service or plan id that is not ours.
+func (b *Broker) checkCatalog(serviceID, planID string) error {
+	if serviceID != b.catalog.ServiceID {
+		return errUnknownService(serviceID)
+	}
+	if planID != "" && planID != b.catalog.PlanID {
+		return errUnknownPlan(planID)
+	}
+	return nil
+}

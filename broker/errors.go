@@ -1,0 +1,97 @@
+package broker
+
+import (
+	"errors"
+	"fmt"
+	"net/http"
+
+	"github.com/pivotal-cf/brokerapi/v10/domain/apiresponses"
+)
+
+// Every failure the broker answers with is built here. They are returned
+// unwrapped: brokerapi answers 500 for a wrapped FailureResponse. Their
+// logger actions are also the outcome label of the operations metric.
+
+// errRequiresApp answers a bind without an app (a service key): 422 with
+// the "RequiresApp" error code Cloud Controller understands. brokerapi's
+// ErrAppGuidNotProvided has no error key, so CC would not recognise it.
+var errRequiresApp = apiresponses.NewFailureResponseBuilder(
+	errors.New("this service can only be bound to an app: service keys are not supported"),
+	http.StatusUnprocessableEntity, "requires-app",
+).WithErrorKey("RequiresApp").Build()
+
+// errInvalidID answers 400 for an id that is not a GUID. Cloud Controller
+// only sends GUIDs; anything else never reaches the store, whose keys are
+// built from these ids.
+func errInvalidID(field, value string) error {
+	return apiresponses.NewFailureResponse(
+		fmt.Errorf("%s must be a GUID, got %q", field, clip(value)),
+		http.StatusBadRequest, "invalid-id")
+}
+
+func errUnknownService(id string) error {
+	return apiresponses.NewFailureResponse(
+		fmt.Errorf("unknown service_id %q: this broker offers only its catalog's service", clip(id)),
+		http.StatusBadRequest, "unknown-service")
+}
+
+func errUnknownPlan(id string) error {
+	return apiresponses.NewFailureResponse(
+		fmt.Errorf("unknown plan_id %q: this broker offers only its catalog's plan", clip(id)),
+		http.StatusBadRequest, "unknown-plan")
+}
+
+// errAppNotVisible answers 422 rather than 403: the request is well formed
+// and the broker's credentials are fine, but it cannot be done until the
+// tenant grants access; a 4xx tells Cloud Controller not to run orphan
+// mitigation, and CC shows the description to the tenant.
+func errAppNotVisible(appGUID, user string) error {
+	return apiresponses.NewFailureResponse(
+		fmt.Errorf("the monitoring user cannot see app %s: grant it read access to the app's space with "+
+			"`cf set-space-role %s <org> <space> SpaceAuditor`, then bind again", appGUID, user),
+		http.StatusUnprocessableEntity, "app-not-visible")
+}
+
+// errCFUnavailable answers 503 when the CF API failed: Cloud Controller
+// then unbinds (orphan mitigation) or retries the unbind, and the tenant
+// binds again.
+func errCFUnavailable(what string, err error) error {
+	return apiresponses.NewFailureResponse(
+		fmt.Errorf("%s, try again later: %v", what, err),
+		http.StatusServiceUnavailable, "cf-unavailable")
+}
+
+// errCFFailed answers 500 for a CF API failure that is not a passing
+// unavailability (none is known today: the CF client wraps every failure
+// in targets.ErrCFUnavailable).
+func errCFFailed(what string, err error) error {
+	return apiresponses.NewFailureResponse(
+		fmt.Errorf("%s: %v", what, err),
+		http.StatusInternalServerError, "cf-error")
+}
+
+// errStoreUnavailable answers 503 when the bucket (or directory) failed.
+// After a bind Cloud Controller sends an unbind (orphan mitigation); an
+// unbind is retried.
+func errStoreUnavailable(what string, err error) error {
+	return apiresponses.NewFailureResponse(
+		fmt.Errorf("%s, try again later: %v", what, err),
+		http.StatusServiceUnavailable, "store-unavailable")
+}
+
+// errNotSupported answers 400 to the calls the catalog tells Cloud
+// Controller not to make.
+func errNotSupported(what string) error {
+	return apiresponses.NewFailureResponse(
+		fmt.Errorf("%s is not supported by this broker", what),
+		http.StatusBadRequest, "not-supported")
+}
+
+// clip shortens an echoed value: ids arrive from the request and may be
+// long.
+func clip(s string) string {
+	if len(s) > 64 {
+		return s[:64] + "…"
+	}
+	return s
+}

@@ -1,0 +1,104 @@
+// Command broker is the Open Service Broker of cf-app-discovery: `cf
+// bind-service` makes it write the app's Prometheus target file.
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"strconv"
+	"syscall"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+
+	"github.com/alphagov/cf-app-discovery/broker"
+	"github.com/alphagov/cf-app-discovery/config"
+	"github.com/alphagov/cf-app-discovery/targets"
+)
+
+func main() {
+	os.Exit(run())
+}
+
+func run() int {
+	s, err := loadSettings(config.FromEnvironment())
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "broker:", err)
+		return 2
+	}
+	logger := config.Logger("broker", s.LogLevel, os.Stdout)
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
+	defer stop()
+
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	store, err := targets.OpenStore(ctx, targets.StoreConfig(s.Store), reg)
+	if err != nil {
+		logger.Error("open-store", err)
+		return 1
+	}
+	cf, err := targets.NewCFClient(ctx, targets.CFConfig{
+		API: s.CF.API, Username: s.CF.Username, Password: s.CF.Password,
+		ClientID: s.CF.ClientID, ClientSecret: s.CF.ClientSecret,
+		PlanID: s.Catalog.PlanID, Registerer: reg,
+	})
+	if err != nil {
+		logger.Error("connect-cf-api", err)
+		return 1
+	}
+	monitoringUser := s.CF.Username
+	if monitoringUser == "" {
+		monitoringUser = s.CF.ClientID
+	}
+	b := broker.New(broker.Options{
+		Catalog: broker.Catalog{
+			ServiceID: s.Catalog.ServiceID, ServiceName: s.Catalog.ServiceName,
+			PlanID: s.Catalog.PlanID, PlanName: s.Catalog.PlanName,
+		},
+		Store: store, Apps: cf, Bindings: cf, PaaSDomain: s.PaaSDomain,
+		MonitoringUser: monitoringUser, Logger: logger, Registerer: reg,
+	})
+
+	ln, err := net.Listen("tcp", ":"+strconv.Itoa(s.Port))
+	if err != nil {
+		logger.Error("listen", err)
+		return 1
+	}
+	server := &http.Server{
+		Handler:           broker.NewHandler(b, logger, s.Credentials, reg, reg),
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       30 * time.Second,
+		// Cloud Controller gives a bind 60 s.
+		WriteTimeout:   55 * time.Second,
+		IdleTimeout:    2 * time.Minute,
+		MaxHeaderBytes: 32 << 10,
+	}
+	served := make(chan error, 1)
+	go func() { served <- server.Serve(ln) }()
+	logger.Info("started", map[string]any{"port": s.Port})
+
+	select {
+	case err := <-served:
+		if !errors.Is(err, http.ErrServerClosed) {
+			logger.Error("serve", err)
+			return 1
+		}
+	case <-ctx.Done():
+	}
+	logger.Info("stopping")
+	// CF waits 10 s after SIGTERM: let binds in flight finish.
+	shutdownCtx, cancel := context.WithTimeout(context.Background(), 8*time.Second)
+	defer cancel()
+	if err := server.Shutdown(shutdownCtx); err != nil {
+		logger.Error("shutdown", err)
+		return 1
+	}
+	logger.Info("stopped")
+	return 0
+}
