@@ -1,0 +1,74 @@
+package main
+
+import (
+	. "github.com/onsi/ginkgo/v2"
+	. "github.com/onsi/gomega"
+
+	"github.com/alphagov/cf-app-discovery/config"
+)
+
+func settingsFrom(vars map[string]string) (settings, error) {
+	return loadSettings(config.New(func(name string) (string, bool) {
+		v, ok := vars[name]
+		return v, ok
+	}))
+}
+
+func validVars() map[string]string {
+	return map[string]string{
+		"API_ENDPOINT": "https://api.example.com", "UAA_USERNAME": "monitor", "UAA_PASSWORD": "secret",
+		"PLAN_ID": "plan-id", "PAAS_DOMAIN": "apps.example.com", "TARGETS_PATH": "/var/targets",
+	}
+}
+
+var _ = Describe("loadSettings", func() {
+	It("has defaults for everything optional", func() {
+		s, err := settingsFrom(validVars())
+		Expect(err).NotTo(HaveOccurred())
+		Expect(s.Schedule).To(Equal("@every 5m"))
+		Expect(s.Port).To(Equal(0))
+		Expect(s.LogLevel).To(Equal("info"))
+	})
+
+	DescribeTable("schedule",
+		func(extra map[string]string, schedule, problem string) {
+			vars := validVars()
+			for k, v := range extra {
+				vars[k] = v
+			}
+			s, err := settingsFrom(vars)
+			if problem != "" {
+				Expect(err).To(MatchError(ContainSubstring(problem)))
+				return
+			}
+			Expect(err).NotTo(HaveOccurred())
+			Expect(s.Schedule).To(Equal(schedule))
+		},
+		Entry("cron spec", map[string]string{"UPDATE_SCHEDULE": "*/2 * * * *"}, "*/2 * * * *", ""),
+		Entry("the Ruby service's rate", map[string]string{"UPDATE_TARGETS_RATE_SECONDS": "120"}, "@every 120s", ""),
+		Entry("UPDATE_SCHEDULE wins over the rate", map[string]string{"UPDATE_SCHEDULE": "@every 1m", "UPDATE_TARGETS_RATE_SECONDS": "120"}, "@every 1m", ""),
+		Entry("a rate under 60 s", map[string]string{"UPDATE_TARGETS_RATE_SECONDS": "30"}, "", "UPDATE_TARGETS_RATE_SECONDS must be between 60"),
+		Entry("not a cron spec", map[string]string{"UPDATE_SCHEDULE": "every so often"}, "", "UPDATE_SCHEDULE \"every so often\" is not a cron spec"),
+	)
+
+	It("names every problem in one message", func() {
+		_, err := settingsFrom(map[string]string{"PORT": "0"})
+		Expect(err).To(MatchError(And(
+			ContainSubstring("PORT must be between 1 and 65535"),
+			ContainSubstring("API_ENDPOINT is required"),
+			ContainSubstring("CF credentials are required"),
+			ContainSubstring("a store is required"),
+			ContainSubstring("PLAN_ID is required"),
+			ContainSubstring("PAAS_DOMAIN is required"),
+		)))
+	})
+
+	It("reads credentials from a user-provided service", func() {
+		vars := validVars()
+		delete(vars, "UAA_PASSWORD")
+		vars["VCAP_SERVICES"] = `{"user-provided":[{"name":"discovery","credentials":{"UAA_PASSWORD":"from-vcap"}}]}`
+		s, err := settingsFrom(vars)
+		Expect(err).NotTo(HaveOccurred())
+		Expect(s.CF.Password).To(Equal("from-vcap"))
+	})
+})

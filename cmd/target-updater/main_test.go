@@ -1,0 +1,125 @@
+package main
+
+import (
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+
+	. "github.com/onsi/ginkgo/v2"
+	. "github.com/onsi/gomega"
+	"github.com/onsi/gomega/gbytes"
+	"github.com/onsi/gomega/gexec"
+
+	"github.com/alphagov/cf-app-discovery/acceptance/fakecf"
+)
+
+var _ = Describe("the target-updater binary", func() {
+	var (
+		binary string
+		cf     *fakecf.Server
+		dir    string
+		env    []string
+		app    fakecf.App
+	)
+
+	BeforeEach(func() {
+		var err error
+		binary, err = gexec.Build("github.com/alphagov/cf-app-discovery/cmd/target-updater")
+		Expect(err).NotTo(HaveOccurred())
+		DeferCleanup(gexec.CleanupBuildArtifacts)
+
+		cf = fakecf.New(fakecf.Options{})
+		DeferCleanup(cf.Close)
+		org := cf.AddOrg(fakecf.Org{Name: "org"})
+		space, err := cf.AddSpace(fakecf.Space{Name: "space", OrgGUID: org.GUID})
+		Expect(err).NotTo(HaveOccurred())
+		domain := cf.AddDomain(fakecf.Domain{Name: "apps.example.com"})
+		plan := cf.AddServicePlan(fakecf.ServicePlan{Name: "prometheus", BrokerCatalogID: "plan-id"})
+		app, err = cf.AddApp(fakecf.App{Name: "my-app", SpaceGUID: space.GUID, Instances: 2})
+		Expect(err).NotTo(HaveOccurred())
+		_, err = cf.AddRoute(fakecf.Route{Host: "my-app", DomainGUID: domain.GUID, Destinations: []fakecf.Destination{{AppGUID: app.GUID}}})
+		Expect(err).NotTo(HaveOccurred())
+		_, err = cf.AddBinding(fakecf.Binding{AppGUID: app.GUID, PlanGUID: plan.GUID})
+		Expect(err).NotTo(HaveOccurred())
+
+		dir = GinkgoT().TempDir()
+		env = []string{
+			"API_ENDPOINT=" + cf.URL(), "UAA_USERNAME=" + fakecf.DefaultUsername, "UAA_PASSWORD=" + fakecf.DefaultPassword,
+			"PLAN_ID=plan-id", "PAAS_DOMAIN=apps.example.com", "TARGETS_PATH=" + dir,
+		}
+	})
+
+	start := func(args ...string) *gexec.Session {
+		cmd := exec.Command(binary, args...)
+		cmd.Env = env
+		session, err := gexec.Start(cmd, GinkgoWriter, GinkgoWriter)
+		Expect(err).NotTo(HaveOccurred())
+		DeferCleanup(func() { session.Kill().Wait() })
+		return session
+	}
+
+	It("runs one reconcile with --once and exits 0", func() {
+		session := start("--once")
+		Eventually(session, "20s").Should(gexec.Exit(0))
+		Expect(filepath.Join(dir, "active", app.GUID+".json")).To(BeARegularFile())
+	})
+
+	It("exits non-zero with --once when the CF API fails, writing nothing", func() {
+		cf.InjectFault(fakecf.Fault{Path: "/v3/apps", Status: 500})
+		session := start("--once")
+		Eventually(session, "60s").Should(gexec.Exit())
+		Expect(session.ExitCode()).NotTo(Equal(0))
+		entries, _ := os.ReadDir(filepath.Join(dir, "active"))
+		Expect(entries).To(BeEmpty())
+	})
+
+	It("refuses to start with one message naming every problem", func() {
+		env = []string{"UPDATE_SCHEDULE=sometimes"}
+		session := start("--once")
+		Eventually(session).Should(gexec.Exit(2))
+		Expect(session.Err).To(gbytes.Say(`API_ENDPOINT is required.*PLAN_ID is required.*PAAS_DOMAIN is required.*UPDATE_SCHEDULE "sometimes" is not a cron spec`))
+	})
+
+	It("reconciles at start, serves /health and /metrics, and stops on SIGTERM", func() {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		Expect(err).NotTo(HaveOccurred())
+		port := ln.Addr().(*net.TCPAddr).Port
+		Expect(ln.Close()).To(Succeed())
+		env = append(env, "PORT="+strconv.Itoa(port), "UPDATE_SCHEDULE=@every 1h")
+		session := start()
+		Eventually(filepath.Join(dir, "active", app.GUID+".json"), "20s").Should(BeARegularFile())
+		base := "http://127.0.0.1:" + strconv.Itoa(port)
+		Eventually(func() (int, error) {
+			resp, err := http.Get(base + "/health")
+			if err != nil {
+				return 0, err
+			}
+			defer resp.Body.Close()
+			return resp.StatusCode, nil
+		}, "10s").Should(Equal(http.StatusOK))
+		// The file appears with the first pass; the run is counted after the
+		// verification pass.
+		metrics := func() (string, error) {
+			resp, err := http.Get(base + "/metrics")
+			if err != nil {
+				return "", err
+			}
+			defer resp.Body.Close()
+			body, err := io.ReadAll(resp.Body)
+			return string(body), err
+		}
+		Eventually(metrics, "10s").Should(ContainSubstring(`cf_app_discovery_reconcile_runs_total{outcome="success"} 1`))
+		body, err := metrics()
+		Expect(err).NotTo(HaveOccurred())
+		Expect(body).To(ContainSubstring(`cf_app_discovery_targets{state="active"} 1`))
+		Expect(body).To(ContainSubstring(`cf_app_discovery_cf_requests_total`))
+		Expect(body).To(ContainSubstring(`cf_app_discovery_store_operations_total`))
+
+		session.Terminate()
+		Eventually(session, "10s").Should(gexec.Exit(0))
+	})
+})
