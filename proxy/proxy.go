@@ -1,0 +1,221 @@
+// Package proxy is paas-proxy: the forward proxy on each Prometheus host
+// through which Prometheus scrapes app instances on Cloud Foundry (SPEC §5).
+//
+// Prometheus sends each scrape in absolute form
+// (GET http://my-app.example.com/metrics?cf_app_guid=G&cf_app_instance=G%3A0&cf_app_instance_index=0).
+// The proxy forwards it to the app's route, turning the scrape parameters of
+// the shared contract (targets.ScrapeParams) into the headers the CF router
+// routes on and the app's metrics endpoint checks. It is never an open proxy:
+// only hosts on the allow-list are reached, and only GET and HEAD.
+package proxy
+
+import (
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"strconv"
+	"time"
+
+	"code.cloudfoundry.org/lager/v3"
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// Options configure a Proxy.
+type Options struct {
+	// AllowList names the hosts scrapes may reach (ALLOWED_DOMAINS).
+	AllowList AllowList
+	// UpstreamScheme is "https" (the default when empty) or "http".
+	UpstreamScheme string
+	// UpstreamAddr, when set, is the host:port every upstream connection is
+	// dialled to (the CF router's load balancer, or a fake router in tests).
+	// The Host header and TLS server name still come from the scrape URL.
+	UpstreamAddr string
+	// TLSConfig is the base of the upstream TLS configuration; nil means
+	// the system roots. The server name is always set per connection from
+	// the scrape URL.
+	TLSConfig *tls.Config
+	// Timeouts bound each upstream exchange; zero fields take defaults.
+	Timeouts Timeouts
+	// Registerer receives the proxy's metrics; nil means they are not
+	// exported.
+	Registerer prometheus.Registerer
+	// Metrics serves origin-form GET /metrics (promhttp on the registry
+	// behind Registerer); nil answers 404.
+	Metrics http.Handler
+	// Logger receives one line per rejected request and per upstream
+	// failure; nil discards them.
+	Logger lager.Logger
+}
+
+// Timeouts bound each upstream exchange. Prometheus abandons a scrape after
+// its scrape_timeout (10 s by default) and the proxy then cancels the
+// upstream request at once; these are the backstops for clients that don't.
+type Timeouts struct {
+	// Dial bounds opening a TCP connection upstream.
+	Dial time.Duration
+	// TLSHandshake bounds the TLS handshake upstream.
+	TLSHandshake time.Duration
+	// ResponseHeader bounds the wait for the upstream's response header
+	// once the request is sent.
+	ResponseHeader time.Duration
+	// Overall bounds the whole exchange, body included.
+	Overall time.Duration
+}
+
+// DefaultTimeouts are the timeouts used for the zero fields of
+// Options.Timeouts.
+var DefaultTimeouts = Timeouts{
+	Dial:           5 * time.Second,
+	TLSHandshake:   5 * time.Second,
+	ResponseHeader: 30 * time.Second,
+	Overall:        60 * time.Second,
+}
+
+func (t Timeouts) withDefaults() Timeouts {
+	if t.Dial <= 0 {
+		t.Dial = DefaultTimeouts.Dial
+	}
+	if t.TLSHandshake <= 0 {
+		t.TLSHandshake = DefaultTimeouts.TLSHandshake
+	}
+	if t.ResponseHeader <= 0 {
+		t.ResponseHeader = DefaultTimeouts.ResponseHeader
+	}
+	if t.Overall <= 0 {
+		t.Overall = DefaultTimeouts.Overall
+	}
+	return t
+}
+
+// Proxy is the paas-proxy handler. It serves absolute-form requests as
+// scrapes to forward, and origin-form GET /health and GET /metrics for
+// itself.
+type Proxy struct {
+	allow   AllowList
+	client  *client
+	overall time.Duration
+	metrics *metrics
+	local   http.Handler
+	logger  lager.Logger
+}
+
+// ErrUpstreamScheme is returned by New for an upstream scheme other than
+// http or https.
+var ErrUpstreamScheme = errors.New("upstream scheme must be https or http")
+
+// New returns a Proxy. It fails when the allow-list is empty or the
+// options are inconsistent.
+func New(o Options) (*Proxy, error) {
+	if len(o.AllowList.domains) == 0 && len(o.AllowList.exact) == 0 {
+		return nil, ErrEmptyAllowList
+	}
+	switch o.UpstreamScheme {
+	case "":
+		o.UpstreamScheme = "https"
+	case "https", "http":
+	default:
+		return nil, fmt.Errorf("%w, got %q", ErrUpstreamScheme, o.UpstreamScheme)
+	}
+	if o.UpstreamAddr != "" {
+		if err := checkHostPort(o.UpstreamAddr); err != nil {
+			return nil, fmt.Errorf("upstream address: %w", err)
+		}
+	}
+	if o.Registerer == nil {
+		o.Registerer = prometheus.NewRegistry()
+	}
+	if o.Logger == nil {
+		o.Logger = lager.NewLogger("paas-proxy")
+	}
+	o.Timeouts = o.Timeouts.withDefaults()
+	p := &Proxy{
+		allow:   o.AllowList,
+		client:  newClient(o),
+		overall: o.Timeouts.Overall,
+		metrics: newMetrics(o.Registerer),
+		logger:  o.Logger,
+	}
+	p.local = p.localMux(o.Metrics)
+	return p, nil
+}
+
+// CloseIdleConnections closes the pooled upstream connections; call it on
+// shutdown.
+func (p *Proxy) CloseIdleConnections() {
+	p.client.closeIdle()
+}
+
+// ServeHTTP dispatches on the request's form: an absolute-form request is a
+// scrape to forward, an origin-form one is for the proxy itself. The two
+// cannot be confused: a proxied request is always in absolute form.
+func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	switch {
+	case r.Method == http.MethodConnect:
+		// Prometheus tunnels only https scrapes, whose query the proxy
+		// could not read; the scrape job must use scheme: http.
+		p.reject(w, r, http.StatusMethodNotAllowed, OutcomeRejectedMethod, "CONNECT is not supported: scrape with scheme: http")
+	case r.URL.IsAbs():
+		p.forward(w, r)
+	default:
+		p.local.ServeHTTP(w, r)
+	}
+}
+
+func (p *Proxy) localMux(metricsHandler http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var h http.Handler
+		switch r.URL.Path {
+		case "/health":
+			h = http.HandlerFunc(health)
+		case "/metrics":
+			h = metricsHandler
+		}
+		switch {
+		case h == nil:
+			p.metrics.count(OutcomeNotFound, http.StatusNotFound)
+			p.logger.Debug("not-found", lager.Data{"method": r.Method, "path": r.URL.Path})
+			http.NotFound(w, r)
+		case r.Method != http.MethodGet && r.Method != http.MethodHead:
+			p.reject(w, r, http.StatusMethodNotAllowed, OutcomeRejectedMethod, "method "+r.Method+" is not allowed")
+		default:
+			p.metrics.count(OutcomeLocal, http.StatusOK)
+			h.ServeHTTP(w, r)
+		}
+	})
+}
+
+func health(w http.ResponseWriter, _ *http.Request) {
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	_, _ = w.Write([]byte("ok\n"))
+}
+
+// reject answers status with reason as a plain-text body, counts it and logs
+// one line. Neither the query (which carries the app guid, the app's bearer
+// token) nor any header is logged.
+func (p *Proxy) reject(w http.ResponseWriter, r *http.Request, status int, outcome, reason string) {
+	p.metrics.count(outcome, status)
+	p.logger.Info("rejected", lager.Data{
+		"outcome": outcome, "status": status, "reason": reason,
+		"method": r.Method, "host": r.URL.Host, "path": r.URL.Path,
+	})
+	if status == http.StatusMethodNotAllowed {
+		w.Header().Set("Allow", "GET, HEAD")
+	}
+	http.Error(w, reason, status)
+}
+
+func checkHostPort(addr string) error {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return err
+	}
+	if host == "" {
+		return fmt.Errorf("%q has no host", addr)
+	}
+	if n, err := strconv.Atoi(port); err != nil || n < 1 || n > 65535 {
+		return fmt.Errorf("%q has no valid port", addr)
+	}
+	return nil
+}
