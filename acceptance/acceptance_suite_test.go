@@ -1,0 +1,442 @@
+package acceptance_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/credentials"
+	"github.com/johannesboyne/gofakes3"
+	"github.com/johannesboyne/gofakes3/backend/s3mem"
+	. "github.com/onsi/ginkgo/v2"
+	"github.com/onsi/ginkgo/v2/types"
+	. "github.com/onsi/gomega"
+	"github.com/onsi/gomega/gexec"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/alphagov/cf-app-discovery/acceptance/ccsim"
+	"github.com/alphagov/cf-app-discovery/acceptance/fakecf"
+	"github.com/alphagov/cf-app-discovery/acceptance/router"
+	"github.com/alphagov/cf-app-discovery/targets"
+)
+
+func TestAcceptance(t *testing.T) {
+	RegisterFailHandler(Fail)
+	RunSpecs(t, "Acceptance")
+}
+
+// Secrets the programs are given; no log line may contain them.
+const (
+	brokerPassword = "broker-pw-3f9c1e7a"
+	uaaPassword    = "uaa-pw-8d2b6c4f"
+	awsSecret      = "aws-secret-5e1a9b7d"
+	monitorUser    = "prometheus-monitor"
+	serviceID      = "7d8e2b3c-1111-4a5b-8c6d-0e1f2a3b4c5d"
+	planID         = "7d8e2b3c-2222-4a5b-8c6d-0e1f2a3b4c5d"
+	instanceID     = "9a8b7c6d-3333-4e5f-8a9b-0c1d2e3f4a5b"
+	appsDomain     = "apps.example.com"
+	paasDomain     = "paas.example"
+	bucket         = "prometheus-targets"
+)
+
+type binaries struct{ Broker, Updater, Proxy string }
+
+// world is everything the suite starts.
+type world struct {
+	bin        binaries
+	cf         *fakecf.Server
+	space      fakecf.Space
+	domain     fakecf.Domain
+	plan       fakecf.ServicePlan
+	s3URL      string
+	store      targets.Store
+	cc         *ccsim.Controller
+	targetsDir string
+	promURL    string
+	logs       *safeBuffer
+}
+
+var w world
+
+var _ = SynchronizedBeforeSuite(func() []byte {
+	var b binaries
+	var err error
+	b.Broker, err = gexec.Build("github.com/alphagov/cf-app-discovery/cmd/broker")
+	Expect(err).NotTo(HaveOccurred())
+	b.Updater, err = gexec.Build("github.com/alphagov/cf-app-discovery/cmd/target-updater")
+	Expect(err).NotTo(HaveOccurred())
+	b.Proxy, err = gexec.Build("github.com/alphagov/cf-app-discovery/cmd/paas-proxy")
+	Expect(err).NotTo(HaveOccurred())
+	data, _ := json.Marshal(b)
+	return data
+}, func(data []byte) {
+	Expect(json.Unmarshal(data, &w.bin)).To(Succeed())
+	w.logs = &safeBuffer{}
+	startWorld()
+})
+
+var _ = SynchronizedAfterSuite(func() {}, func() {
+	gexec.KillAndWait()
+	gexec.CleanupBuildArtifacts()
+})
+
+var _ = ReportAfterSuite("duration", func(r Report) {
+	counts := map[types.SpecState]int{}
+	var faults time.Duration
+	for _, s := range r.SpecReports {
+		if s.LeafNodeType != types.NodeTypeIt {
+			continue
+		}
+		counts[s.State]++
+		if len(s.ContainerHierarchyTexts) > 0 && s.ContainerHierarchyTexts[0] == "under faults" {
+			faults += s.RunTime
+		}
+	}
+	fmt.Printf("acceptance suite: %d passed, %d failed, %d skipped in %s (fault specs %s)\n",
+		counts[types.SpecStatePassed], counts[types.SpecStateFailed]+counts[types.SpecStatePanicked]+counts[types.SpecStateTimedout],
+		counts[types.SpecStateSkipped], r.RunTime.Round(time.Second), faults.Round(time.Second))
+})
+
+func startWorld() {
+	ctx := context.Background()
+	w.cf = fakecf.New(fakecf.Options{Users: map[string]string{monitorUser: uaaPassword}})
+	DeferCleanup(w.cf.Close)
+	org := w.cf.AddOrg(fakecf.Org{Name: "tenant-org"})
+	var err error
+	w.space, err = w.cf.AddSpace(fakecf.Space{Name: "tenant-space", OrgGUID: org.GUID})
+	Expect(err).NotTo(HaveOccurred())
+	w.domain = w.cf.AddDomain(fakecf.Domain{Name: appsDomain})
+	w.plan = w.cf.AddServicePlan(fakecf.ServicePlan{Name: "prometheus", BrokerCatalogID: planID})
+
+	s3 := httptest.NewServer(gofakes3.New(s3mem.New(), gofakes3.WithAutoBucket(true)).Server())
+	DeferCleanup(s3.Close)
+	w.s3URL = s3.URL
+	awsCfg := aws.Config{Region: "us-east-1", Credentials: credentials.NewStaticCredentialsProvider("acceptance", awsSecret, "")}
+	w.store, err = targets.NewS3Store(ctx, targets.S3Options{Bucket: bucket, Endpoint: s3.URL, AWSConfig: &awsCfg})
+	Expect(err).NotTo(HaveOccurred())
+	// The bucket exists before the programs start, as it would on AWS.
+	_, err = w.store.List(ctx, targets.ActivePrefix)
+	Expect(err).NotTo(HaveOccurred())
+
+	routerCF, err := targets.NewCFClient(ctx, targets.CFConfig{API: w.cf.URL(), Username: monitorUser, Password: uaaPassword,
+		PlanID: planID, Registerer: prometheus.NewRegistry()})
+	Expect(err).NotTo(HaveOccurred())
+	rt := httptest.NewServer(&router.Router{Apps: routerCF, PaaSDomain: paasDomain})
+	DeferCleanup(rt.Close)
+
+	brokerPort := freePort()
+	start(w.bin.Broker, nil, append(commonEnv(),
+		"PORT="+brokerPort, "BROKER_USERNAME=cc", "BROKER_PASSWORD="+brokerPassword,
+		"SERVICE_ID="+serviceID, "SERVICE_NAME=gds-prometheus", "PLAN_NAME=prometheus",
+	)...)
+	brokerURL := "http://127.0.0.1:" + brokerPort
+	waitHealthy(brokerURL + "/health")
+
+	proxyPort := freePort()
+	start(w.bin.Proxy, nil, "LISTEN_ADDR=127.0.0.1:"+proxyPort, "ALLOWED_DOMAINS="+appsDomain+","+paasDomain,
+		"UPSTREAM_SCHEME=http", "UPSTREAM_ADDR="+strings.TrimPrefix(rt.URL, "http://"), "LOG_LEVEL=debug")
+	waitHealthy("http://127.0.0.1:" + proxyPort + "/health")
+
+	w.targetsDir = GinkgoT().TempDir()
+	startPrometheus(proxyPort)
+
+	w.cc = &ccsim.Controller{Broker: brokerURL, Username: "cc", Password: brokerPassword,
+		ServiceID: serviceID, PlanID: planID, PlanGUID: w.plan.GUID, CF: w.cf,
+		OrgGUID: org.GUID, SpaceGUID: w.space.GUID, OrgName: org.Name, SpaceName: w.space.Name}
+	Expect(w.cc.Provision(instanceID).Status).To(Equal(http.StatusCreated))
+}
+
+// commonEnv is the configuration the broker and the updater share.
+func commonEnv() []string {
+	return []string{
+		"API_ENDPOINT=" + w.cf.URL(), "UAA_USERNAME=" + monitorUser, "UAA_PASSWORD=" + uaaPassword,
+		"PLAN_ID=" + planID, "PAAS_DOMAIN=" + paasDomain,
+		"BUCKET_NAME=" + bucket, "AWS_REGION=us-east-1", "S3_ENDPOINT=" + w.s3URL,
+		"AWS_ACCESS_KEY_ID=acceptance", "AWS_SECRET_ACCESS_KEY=" + awsSecret,
+		"LOG_LEVEL=debug", "PATH=" + os.Getenv("PATH"),
+	}
+}
+
+func startPrometheus(proxyPort string) {
+	promBin, err := exec.LookPath("prometheus")
+	if err != nil {
+		Fail("the acceptance suite needs Prometheus: `make test` installs Debian's prometheus package")
+	}
+	dir := GinkgoT().TempDir()
+	config := fmt.Sprintf(`global:
+  scrape_interval: 1s
+  scrape_timeout: 900ms
+  evaluation_interval: 1s
+scrape_configs:
+  - job_name: paas-apps
+    scheme: http
+    proxy_url: http://127.0.0.1:%s
+    file_sd_configs:
+      - files: ['%s/*.json']
+        refresh_interval: 1s
+`, proxyPort, w.targetsDir)
+	Expect(os.WriteFile(filepath.Join(dir, "prometheus.yml"), []byte(config), 0o644)).To(Succeed())
+	port := freePort()
+	start(promBin, io.Discard, "--config.file="+filepath.Join(dir, "prometheus.yml"),
+		"--storage.tsdb.path="+filepath.Join(dir, "data"), "--web.listen-address=127.0.0.1:"+port)
+	w.promURL = "http://127.0.0.1:" + port
+	waitHealthy(w.promURL + "/-/ready")
+}
+
+// start runs a program until the suite ends. Its output goes to the logs
+// checked for credentials, unless out says otherwise. Arguments of the
+// form NAME=value are its environment; the others are its arguments.
+func start(path string, out io.Writer, args ...string) *gexec.Session {
+	var env, argv []string
+	for _, a := range args {
+		if strings.HasPrefix(a, "--") {
+			argv = append(argv, a)
+		} else {
+			env = append(env, a)
+		}
+	}
+	cmd := exec.Command(path, argv...)
+	cmd.Env = env
+	if out == nil {
+		out = io.MultiWriter(w.logs, GinkgoWriter)
+	}
+	session, err := gexec.Start(cmd, out, out)
+	Expect(err).NotTo(HaveOccurred())
+	DeferCleanup(func() { session.Terminate().Wait(10 * time.Second) })
+	return session
+}
+
+// reconcile runs the target updater once, as the schedule would, then
+// syncs active/ to the Prometheus host.
+func reconcile() {
+	cmd := exec.Command(w.bin.Updater, "--once")
+	cmd.Env = commonEnv()
+	out := io.MultiWriter(w.logs, GinkgoWriter)
+	session, err := gexec.Start(cmd, out, out)
+	ExpectWithOffset(1, err).NotTo(HaveOccurred())
+	EventuallyWithOffset(1, session, "60s").Should(gexec.Exit(0))
+	syncTargets()
+}
+
+// syncTargets copies the bucket's active/ into the directory Prometheus
+// reads, deleting what left the bucket, as the hosts' cron job does.
+func syncTargets() {
+	ctx := context.Background()
+	objects, err := w.store.List(ctx, targets.ActivePrefix)
+	ExpectWithOffset(1, err).NotTo(HaveOccurred())
+	keep := map[string]bool{}
+	for _, o := range objects {
+		name := filepath.Base(o.Key)
+		keep[name] = true
+		body, _, err := w.store.Get(ctx, o.Key)
+		ExpectWithOffset(1, err).NotTo(HaveOccurred())
+		path := filepath.Join(w.targetsDir, name)
+		if old, err := os.ReadFile(path); err == nil && bytes.Equal(old, body) {
+			continue
+		}
+		tmp := filepath.Join(w.targetsDir, "."+name+".tmp")
+		ExpectWithOffset(1, os.WriteFile(tmp, body, 0o644)).To(Succeed())
+		ExpectWithOffset(1, os.Rename(tmp, path)).To(Succeed())
+	}
+	entries, err := os.ReadDir(w.targetsDir)
+	ExpectWithOffset(1, err).NotTo(HaveOccurred())
+	for _, e := range entries {
+		if !keep[e.Name()] && strings.HasSuffix(e.Name(), ".json") {
+			ExpectWithOffset(1, os.Remove(filepath.Join(w.targetsDir, e.Name()))).To(Succeed())
+		}
+	}
+}
+
+// promTarget is one target as Prometheus' API reports it.
+type promTarget struct {
+	Labels    map[string]string `json:"labels"`
+	Health    string            `json:"health"`
+	ScrapeURL string            `json:"scrapeUrl"`
+	LastError string            `json:"lastError"`
+}
+
+// targetsOf returns Prometheus' targets whose job is job.
+func targetsOf(job string) []promTarget {
+	resp, err := http.Get(w.promURL + "/api/v1/targets?state=active")
+	if err != nil {
+		return nil
+	}
+	defer resp.Body.Close()
+	var body struct {
+		Data struct {
+			ActiveTargets []promTarget `json:"activeTargets"`
+		} `json:"data"`
+	}
+	if json.NewDecoder(resp.Body).Decode(&body) != nil {
+		return nil
+	}
+	var out []promTarget
+	for _, t := range body.Data.ActiveTargets {
+		if t.Labels["job"] == job {
+			out = append(out, t)
+		}
+	}
+	return out
+}
+
+// upInstances returns a function for Eventually: the instance labels of
+// job's targets that Prometheus scraped successfully, sorted.
+func upInstances(job string) func() []string {
+	return func() []string {
+		var out []string
+		for _, t := range targetsOf(job) {
+			if t.Health == "up" {
+				out = append(out, t.Labels["instance"])
+			}
+		}
+		sort.Strings(out)
+		return out
+	}
+}
+
+// upValue asks Prometheus' query API for up of one instance.
+func upValue(instance string) func() string {
+	return func() string {
+		resp, err := http.Get(w.promURL + "/api/v1/query?query=" + urlQuery(`up{instance="`+instance+`"}`))
+		if err != nil {
+			return ""
+		}
+		defer resp.Body.Close()
+		var body struct {
+			Data struct {
+				Result []struct {
+					Value []any `json:"value"`
+				} `json:"result"`
+			} `json:"data"`
+		}
+		if json.NewDecoder(resp.Body).Decode(&body) != nil || len(body.Data.Result) != 1 {
+			return ""
+		}
+		v, _ := body.Data.Result[0].Value[1].(string)
+		return v
+	}
+}
+
+func instances(guid string, n int) []string {
+	var out []string
+	for i := range n {
+		out = append(out, fmt.Sprintf("%s:%d", guid, i))
+	}
+	sort.Strings(out)
+	return out
+}
+
+// pushApp creates a started app with a route <name>.apps.example.com.
+func pushApp(name string, n int) fakecf.App {
+	app := addApp(name, n)
+	_, err := w.cf.AddRoute(fakecf.Route{Host: name, DomainGUID: w.domain.GUID, Destinations: []fakecf.Destination{{AppGUID: app.GUID}}})
+	ExpectWithOffset(1, err).NotTo(HaveOccurred())
+	return app
+}
+
+var appCount int
+
+// addApp creates a started app without a route. Every app gets a guid of
+// its own, even when it reuses a name (a blue-green deploy).
+func addApp(name string, n int) fakecf.App {
+	appCount++
+	app, err := w.cf.AddApp(fakecf.App{GUID: fakecf.GUID("acceptance-app", appCount), Name: name, SpaceGUID: w.space.GUID, Instances: n})
+	ExpectWithOffset(1, err).NotTo(HaveOccurred())
+	return app
+}
+
+var bindingCount int
+
+// newBinding returns a fresh binding guid.
+func newBinding() string {
+	bindingCount++
+	return fmt.Sprintf("b1d0b1d0-0000-4000-8000-%012d", bindingCount)
+}
+
+// bind binds app as Cloud Controller does and syncs the targets.
+func bind(app fakecf.App) string {
+	binding := newBinding()
+	r := w.cc.Bind(instanceID, binding, app.GUID)
+	ExpectWithOffset(1, r.Status).To(Equal(http.StatusCreated), r.Raw)
+	syncTargets()
+	return binding
+}
+
+func unbind(binding string) {
+	r := w.cc.Unbind(instanceID, binding)
+	ExpectWithOffset(1, r.Status).To(Equal(http.StatusOK), r.Raw)
+	syncTargets()
+}
+
+func freePort() string {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	ExpectWithOffset(1, err).NotTo(HaveOccurred())
+	defer ln.Close()
+	return fmt.Sprint(ln.Addr().(*net.TCPAddr).Port)
+}
+
+func waitHealthy(url string) {
+	EventuallyWithOffset(1, func() int {
+		resp, err := http.Get(url)
+		if err != nil {
+			return 0
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}, "60s", "100ms").Should(Equal(http.StatusOK), url)
+}
+
+func urlQuery(s string) string {
+	r := strings.NewReplacer("{", "%7B", "}", "%7D", `"`, "%22", "=", "%3D", ":", "%3A", " ", "%20")
+	return r.Replace(s)
+}
+
+// safeBuffer collects the programs' output from several goroutines.
+type safeBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *safeBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *safeBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+func lookupEnv(name string) (string, bool) {
+	v, ok := os.LookupEnv(name)
+	return v, ok && v != ""
+}
+
+// targetKeys lists every target file in the bucket, active and inactive.
+func targetKeys() []string {
+	var keys []string
+	for _, prefix := range []string{targets.ActivePrefix, targets.InactivePrefix} {
+		objects, err := w.store.List(context.Background(), prefix)
+		ExpectWithOffset(1, err).NotTo(HaveOccurred())
+		for _, o := range objects {
+			keys = append(keys, o.Key)
+		}
+	}
+	return keys
+}

@@ -1,0 +1,174 @@
+package acceptance_test
+
+import (
+	"context"
+	"net/http"
+	"path/filepath"
+	"strings"
+
+	. "github.com/onsi/ginkgo/v2"
+	. "github.com/onsi/gomega"
+
+	"github.com/alphagov/cf-app-discovery/acceptance/fakecf"
+	"github.com/alphagov/cf-app-discovery/targets"
+)
+
+const settle = "30s"
+
+var _ = Describe("the whole chain, as tenants and operators see it", func() {
+	It("1. binds as Cloud Controller does: every instance is up with the right labels", func() {
+		app := pushApp("orders", 2)
+		bind(app)
+		Eventually(upInstances("orders"), settle).Should(Equal(instances(app.GUID, 2)))
+		for _, t := range targetsOf("orders") {
+			Expect(t.Labels).To(HaveKeyWithValue("org", "tenant-org"))
+			Expect(t.Labels).To(HaveKeyWithValue("space", "tenant-space"))
+			Expect(t.Labels).To(HaveKeyWithValue("job", "orders"))
+			Expect(t.ScrapeURL).To(MatchRegexp(`^http://orders\.apps\.example\.com(:80)?/metrics\?cf_app_guid=` + app.GUID))
+		}
+		for _, instance := range instances(app.GUID, 2) {
+			Eventually(upValue(instance), settle).Should(Equal("1"))
+		}
+	})
+
+	It("2. follows scaling: 2 to 3 instances, then to 0", func() {
+		app := pushApp("basket", 2)
+		bind(app)
+		Eventually(upInstances("basket"), settle).Should(Equal(instances(app.GUID, 2)))
+		Expect(w.cf.Scale(app.GUID, 3)).To(Succeed())
+		reconcile()
+		Eventually(upInstances("basket"), settle).Should(Equal(instances(app.GUID, 3)))
+		Expect(w.cf.Scale(app.GUID, 0)).To(Succeed())
+		reconcile()
+		Eventually(func() []promTarget { return targetsOf("basket") }, settle).Should(BeEmpty())
+	})
+
+	It("3. takes a stopped app out of Prometheus and brings it back when started", func() {
+		app := pushApp("payments", 1)
+		bind(app)
+		Eventually(upInstances("payments"), settle).Should(Equal(instances(app.GUID, 1)))
+		Expect(w.cf.StopApp(app.GUID)).To(Succeed())
+		reconcile()
+		Eventually(func() []promTarget { return targetsOf("payments") }, settle).Should(BeEmpty())
+		Expect(w.store.List(context.Background(), targets.InactivePrefix)).To(ContainElement(HaveField("Key", "inactive/"+app.GUID+".json")))
+		Expect(w.cf.StartApp(app.GUID)).To(Succeed())
+		reconcile()
+		Eventually(upInstances("payments"), settle).Should(Equal(instances(app.GUID, 1)))
+	})
+
+	It("4. keeps the job through a blue-green deploy and leaves no stale target", func() {
+		old := pushApp("catalogue", 2)
+		oldBinding := bind(old)
+		Eventually(upInstances("catalogue"), settle).Should(Equal(instances(old.GUID, 2)))
+
+		Expect(w.cf.Rename(old.GUID, "catalogue-venerable")).To(Succeed())
+		reconcile()
+		fresh := addApp("catalogue", 2)
+		_, err := w.cf.AddRoute(fakecf.Route{Host: "catalogue-green", DomainGUID: w.domain.GUID, Destinations: []fakecf.Destination{{AppGUID: fresh.GUID}}})
+		Expect(err).NotTo(HaveOccurred())
+		bind(fresh)
+		Eventually(upInstances("catalogue"), settle).Should(Equal(append(instances(old.GUID, 2), instances(fresh.GUID, 2)...)))
+
+		// `cf delete catalogue-venerable`: Cloud Controller unbinds, then deletes.
+		unbind(oldBinding)
+		Expect(w.cf.DeleteApp(old.GUID)).To(Succeed())
+		reconcile()
+		Eventually(func() []promTarget { return targetsOf("catalogue") }, settle).Should(HaveLen(2))
+		Eventually(upInstances("catalogue"), settle).Should(Equal(instances(fresh.GUID, 2)))
+		Expect(targetKeys()).NotTo(ContainElement(ContainSubstring(old.GUID)), "a stale target file")
+	})
+
+	It("5. follows a route change, and guesses the target of an app with no route", func() {
+		app := pushApp("search", 1)
+		bind(app)
+		lonely := addApp("worker", 1)
+		bind(lonely)
+		Eventually(upInstances("search"), settle).Should(Equal(instances(app.GUID, 1)))
+		Eventually(upInstances("worker"), settle).Should(Equal(instances(lonely.GUID, 1)))
+		Expect(targetsOf("worker")[0].ScrapeURL).To(MatchRegexp(`^http://worker\.paas\.example(:80)?/metrics\?`))
+
+		_, err := w.cf.AddRoute(fakecf.Route{Host: "search-ops", DomainGUID: w.domain.GUID, Path: "/ops/metrics",
+			Destinations: []fakecf.Destination{{AppGUID: app.GUID}}})
+		Expect(err).NotTo(HaveOccurred())
+		reconcile()
+		Eventually(func() string {
+			for _, t := range targetsOf("search") {
+				if t.Health == "up" {
+					return t.ScrapeURL
+				}
+			}
+			return ""
+		}, settle).Should(MatchRegexp(`^http://search-ops\.apps\.example\.com(:80)?/ops/metrics\?`))
+	})
+
+	It("6. unbinds, refuses service keys, and keeps an app with another binding", func() {
+		app := pushApp("accounts", 1)
+		first := bind(app)
+		second := bind(app)
+		Eventually(upInstances("accounts"), settle).Should(Equal(instances(app.GUID, 1)))
+		// The file Prometheus reads stays, through the unbind and the next
+		// reconcile alike.
+		synced := filepath.Join(w.targetsDir, app.GUID+".json")
+		unbind(first)
+		Expect(synced).To(BeAnExistingFile())
+		reconcile()
+		Expect(synced).To(BeAnExistingFile())
+		Expect(upInstances("accounts")()).To(Equal(instances(app.GUID, 1)))
+		unbind(second)
+		Eventually(func() []promTarget { return targetsOf("accounts") }, settle).Should(BeEmpty())
+
+		r := w.cc.CreateServiceKey(instanceID, newBinding())
+		Expect(r.Status).To(Equal(http.StatusUnprocessableEntity))
+		Expect(r.Body).To(HaveKeyWithValue("error", "RequiresApp"))
+	})
+
+	It("7. takes over a bucket written by the Ruby service", func() {
+		ctx := context.Background()
+		app := pushApp("legacy", 2)
+		binding := newBinding()
+		_, err := w.cf.AddBinding(fakecf.Binding{GUID: binding, AppGUID: app.GUID, PlanGUID: w.plan.GUID})
+		Expect(err).NotTo(HaveOccurred())
+		// As the Ruby service wrote it: one instance (it has since scaled),
+		// no binding record.
+		ruby := `[
+  {
+    "targets": [
+      "legacy.apps.example.com"
+    ],
+    "labels": {
+      "__param_cf_app_guid": "` + app.GUID + `",
+      "__param_cf_app_instance_index": "0",
+      "__param_cf_app_instance": "` + app.GUID + `:0",
+      "instance": "` + app.GUID + `:0",
+      "job": "legacy",
+      "org": "tenant-org",
+      "space": "tenant-space"
+    }
+  }
+]`
+		key, _ := targets.TargetKey(app.GUID, true)
+		_, err = w.store.Put(ctx, key, []byte(ruby), targets.Condition{})
+		Expect(err).NotTo(HaveOccurred())
+		syncTargets()
+		Eventually(upInstances("legacy"), settle).Should(Equal(instances(app.GUID, 1)))
+
+		reconcile()
+		Eventually(upInstances("legacy"), settle).Should(Equal(instances(app.GUID, 2)))
+		record, _ := targets.BindingKey(binding)
+		_, _, err = w.store.Get(ctx, record)
+		Expect(err).NotTo(HaveOccurred(), "the binding was adopted")
+
+		unbind(binding)
+		Eventually(func() []promTarget { return targetsOf("legacy") }, settle).Should(BeEmpty())
+	})
+
+	It("never writes a credential to a log", func() {
+		reconcile()
+		logs := w.logs.String()
+		Expect(logs).NotTo(BeEmpty())
+		for _, secret := range []string{brokerPassword, uaaPassword, awsSecret} {
+			Expect(strings.Contains(logs, secret)).To(BeFalse(), "a log line contains a secret")
+		}
+		Expect(logs).NotTo(MatchRegexp(`(?i)bearer [a-z0-9._-]{16,}`))
+	})
+})

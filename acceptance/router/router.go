@@ -1,0 +1,87 @@
+// Package router is a fake Cloud Foundry router for the acceptance suite and
+// the demo. Like the real one it picks the app instance named by
+// X-CF-APP-INSTANCE and answers 404 with X-Cf-Routererror: unknown_route
+// when that instance does not exist; behind it, each instance serves
+// metrics only to a bearer token equal to its app guid, as the apps'
+// metrics libraries do.
+package router
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"net/http"
+	"strconv"
+	"strings"
+
+	"github.com/alphagov/cf-app-discovery/targets"
+)
+
+// Apps is where the router learns the current state of apps.
+type Apps interface {
+	App(ctx context.Context, appGUID string) (targets.App, error)
+}
+
+// Router serves the apps' metrics endpoints.
+type Router struct {
+	Apps Apps
+	// PaaSDomain makes <app name>.<PaaSDomain> reach the app, as the
+	// platform's default route does.
+	PaaSDomain string
+}
+
+// ServeHTTP answers a scrape as the CF router and the app instance would:
+// 404 unknown_route unless the instance exists and the host is the app's,
+// 401 unless the bearer token is the app guid, metrics otherwise.
+func (rt *Router) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	guid, index, ok := parseInstance(r.Header.Get(targets.HeaderAppInstance))
+	if !ok {
+		unknownRoute(w)
+		return
+	}
+	app, err := rt.Apps.App(r.Context(), guid)
+	if err != nil || !app.Started() || index >= app.Instances || !rt.serves(app, r.Host) {
+		unknownRoute(w)
+		return
+	}
+	if r.Header.Get("Authorization") != "Bearer "+guid {
+		http.Error(w, "bearer token does not match the app", http.StatusUnauthorized)
+		return
+	}
+	if !strings.HasSuffix(r.URL.Path, "metrics") {
+		http.NotFound(w, r)
+		return
+	}
+	w.Header().Set("Content-Type", "text/plain; version=0.0.4")
+	fmt.Fprintf(w, "# TYPE app_instance_info gauge\napp_instance_info{name=%q,index=\"%d\"} 1\n", app.Name, index)
+}
+
+// serves reports whether host is one of app's routes or its default route.
+func (rt *Router) serves(app targets.App, host string) bool {
+	if h, _, err := net.SplitHostPort(host); err == nil {
+		host = h
+	}
+	if host == app.Name+"."+rt.PaaSDomain {
+		return true
+	}
+	for _, route := range app.Routes {
+		if !route.Internal && route.Address() == host {
+			return true
+		}
+	}
+	return false
+}
+
+func parseInstance(v string) (string, int, bool) {
+	guid, idx, found := strings.Cut(v, ":")
+	if !found || !targets.ValidGUID(guid) {
+		return "", 0, false
+	}
+	n, err := strconv.Atoi(idx)
+	return guid, n, err == nil && n >= 0
+}
+
+func unknownRoute(w http.ResponseWriter) {
+	w.Header().Set(targets.HeaderRouterError, "unknown_route")
+	http.Error(w, "404 Not Found: Requested route does not exist.", http.StatusNotFound)
+}
