@@ -39,6 +39,18 @@ var _ = Describe("loadSettings", func() {
 		Expect(s.AllowList.Allows("localhost:8080")).To(BeTrue())
 	})
 
+	DescribeTable("listens where LISTEN_ADDR and PORT say",
+		func(vars map[string]string, addr string) {
+			vars["ALLOWED_DOMAINS"] = "example.com"
+			s, err := settingsFrom(vars)
+			Expect(err).NotTo(HaveOccurred())
+			Expect(s.ListenAddr).To(Equal(addr))
+		},
+		Entry("PORT alone: loopback on that port", map[string]string{"PORT": "9091"}, "127.0.0.1:9091"),
+		Entry("LISTEN_ADDR alone", map[string]string{"LISTEN_ADDR": "0.0.0.0:8081"}, "0.0.0.0:8081"),
+		Entry("both, naming the same port", map[string]string{"LISTEN_ADDR": "10.0.0.5:9091", "PORT": "9091"}, "10.0.0.5:9091"),
+	)
+
 	DescribeTable("refuses to start",
 		func(vars map[string]string, problem string) {
 			_, err := settingsFrom(vars)
@@ -53,6 +65,8 @@ var _ = Describe("loadSettings", func() {
 		Entry("with a listen address without port", map[string]string{"ALLOWED_DOMAINS": "example.com", "LISTEN_ADDR": "127.0.0.1"}, "LISTEN_ADDR must be host:port"),
 		Entry("with an upstream address without host", map[string]string{"ALLOWED_DOMAINS": "example.com", "UPSTREAM_ADDR": ":443"}, "UPSTREAM_ADDR must be host:port"),
 		Entry("with an upstream address port out of range", map[string]string{"ALLOWED_DOMAINS": "example.com", "UPSTREAM_ADDR": "10.0.0.1:70000"}, "UPSTREAM_ADDR must be host:port"),
+		Entry("with PORT out of range", map[string]string{"ALLOWED_DOMAINS": "example.com", "PORT": "0"}, "PORT must be between 1 and 65535"),
+		Entry("with PORT and LISTEN_ADDR naming different ports", map[string]string{"ALLOWED_DOMAINS": "example.com", "PORT": "9091", "LISTEN_ADDR": "127.0.0.1:8080"}, `LISTEN_ADDR "127.0.0.1:8080" and PORT 9091 name different ports`),
 		Entry("with an unknown log level", map[string]string{"ALLOWED_DOMAINS": "example.com", "LOG_LEVEL": "loud"}, "LOG_LEVEL must be one of"),
 	)
 
