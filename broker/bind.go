@@ -197,6 +197,10 @@ type storedRecord struct {
 	etag string
 }
 
+// errUnreadableRecord marks a binding record that exists but cannot be
+// parsed: it names no app.
+var errUnreadableRecord = errors.New("unreadable binding record")
+
 // readRecord returns the binding's record, or nil when there is none.
 func (b *Broker) readRecord(ctx context.Context, bindingID string) (*storedRecord, error) {
 	key, err := targets.BindingKey(bindingID)
@@ -212,7 +216,7 @@ func (b *Broker) readRecord(ctx context.Context, bindingID string) (*storedRecor
 	}
 	record, err := targets.UnmarshalBinding(data)
 	if err != nil {
-		return nil, fmt.Errorf("%s: %w", key, err)
+		return nil, fmt.Errorf("%s: %w: %w", key, errUnreadableRecord, err)
 	}
 	return &storedRecord{Binding: record, etag: etag}, nil
 }

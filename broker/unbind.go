@@ -40,10 +40,9 @@ func (b *Broker) unbind(ctx context.Context, instanceID, bindingID string, detai
 		return "", err
 	}
 
-	record, err := b.readRecord(ctx, bindingID)
+	record, unreadable, err := b.readRecordForUnbind(ctx, logger, bindingID)
 	if err != nil {
-		logger.Error("read-record-failed", err)
-		return "", errStoreUnavailable("could not read the binding record", err)
+		return "", err
 	}
 	var appGUID string
 	if record != nil {
@@ -71,10 +70,9 @@ func (b *Broker) unbind(ctx context.Context, instanceID, bindingID string, detai
 		// A bind of this binding may have been writing its record while we
 		// waited for the lock (Cloud Controller's orphan mitigation after a
 		// slow bind): look again, so that the record goes too.
-		record, err = b.readRecord(ctx, bindingID)
+		record, unreadable, err = b.readRecordForUnbind(ctx, logger, bindingID)
 		if err != nil {
-			logger.Error("read-record-failed", err)
-			return "", errStoreUnavailable("could not read the binding record", err)
+			return "", err
 		}
 		if record != nil && record.AppGUID != appGUID {
 			logger.Info("record-names-another-app", lager.Data{"record_app_guid": record.AppGUID})
@@ -93,7 +91,7 @@ func (b *Broker) unbind(ctx context.Context, instanceID, bindingID string, detai
 			}
 		}
 	}
-	if record != nil {
+	if record != nil || unreadable {
 		key, _ := targets.BindingKey(bindingID)
 		if err := b.store.Delete(ctx, key); err != nil {
 			logger.Error("delete-record-failed", err)
@@ -102,6 +100,23 @@ func (b *Broker) unbind(ctx context.Context, instanceID, bindingID string, detai
 	}
 	logger.Info("unbound", lager.Data{"outcome": outcome})
 	return outcome, nil
+}
+
+// readRecordForUnbind reads the binding's record. A record that cannot be
+// parsed is reported as unreadable, with no record: unbind then asks the
+// CF API which app the binding is for, as for a binding made before the
+// bucket had records, and removes the unreadable record with the binding.
+func (b *Broker) readRecordForUnbind(ctx context.Context, logger lager.Logger, bindingID string) (record *storedRecord, unreadable bool, err error) {
+	record, err = b.readRecord(ctx, bindingID)
+	switch {
+	case errors.Is(err, errUnreadableRecord):
+		logger.Error("unreadable-record-asking-cf-api", err)
+		return nil, true, nil
+	case err != nil:
+		logger.Error("read-record-failed", err)
+		return nil, false, errStoreUnavailable("could not read the binding record", err)
+	}
+	return record, false, nil
 }
 
 // lastBinding reports whether bindingID is the app's last binding of our

@@ -116,6 +116,36 @@ var _ = Describe("Unbind", func() {
 		})
 	})
 
+	Context("when the binding record cannot be parsed", func() {
+		BeforeEach(func() {
+			Expect(os.WriteFile(filepath.Join(h.dir, "bindings", bindingID+".json"), []byte("{not json"), 0o644)).To(Succeed())
+		})
+
+		It("finds the app in the CF API, removes its target file and the record, and logs why", func() {
+			Expect(r.status).To(Equal(http.StatusOK))
+			Expect(h.files()).To(BeEmpty())
+			Expect(h.logs.String()).To(ContainSubstring("unreadable-record-asking-cf-api"))
+		})
+
+		Context("and the CF API does not know the binding", func() {
+			BeforeEach(func() { h.cf.bindings = nil })
+
+			It("answers 410 and leaves the record for the target updater to remove once old", func() {
+				Expect(r.status).To(Equal(http.StatusGone))
+				Expect(h.files()).To(ConsistOf("active/"+appGUID+".json", "bindings/"+bindingID+".json"))
+			})
+		})
+
+		Context("and the CF API is unavailable", func() {
+			BeforeEach(func() { h.cf.err = targets.ErrCFUnavailable })
+
+			It("answers 503 and changes nothing, so that Cloud Controller retries", func() {
+				Expect(r.status).To(Equal(http.StatusServiceUnavailable))
+				Expect(h.files()).To(ConsistOf("active/"+appGUID+".json", "bindings/"+bindingID+".json"))
+			})
+		})
+	})
+
 	Context("when neither the bucket nor the CF API knows the binding", func() {
 		BeforeEach(func() { binding = unknownID })
 
