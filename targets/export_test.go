@@ -7,3 +7,10 @@ func SetBeforeApply(r *Reconciler, f func(pass int)) {
 
 // EtagOf exposes the ETag computation to tests.
 var EtagOf = etagOf
+
+// Remembered is how many target writes r remembers.
+func (r *Reconciler) Remembered() int {
+	r.writtenMu.Lock()
+	defer r.writtenMu.Unlock()
+	return len(r.written)
+}

@@ -3,6 +3,7 @@ package targets_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"sort"
 	"strings"
 	"sync"
@@ -19,10 +20,15 @@ type memStore struct {
 	ops     map[string]int
 	fail    func(op, key string) error
 	now     func() time.Time
+	// opaqueETags gives every write an ETag that is not the MD5 of its
+	// content, as S3 does for SSE-KMS objects.
+	opaqueETags bool
+	writes      int
 }
 
 type memObject struct {
 	body     []byte
+	etag     string
 	modified time.Time
 }
 
@@ -48,7 +54,7 @@ func (s *memStore) Get(_ context.Context, key string) ([]byte, string, error) {
 	if !ok {
 		return nil, "", targets.ErrNotFound
 	}
-	return o.body, targets.EtagOf(o.body), nil
+	return o.body, o.etag, nil
 }
 
 func (s *memStore) Put(_ context.Context, key string, body []byte, cond targets.Condition) (string, error) {
@@ -61,11 +67,16 @@ func (s *memStore) Put(_ context.Context, key string, body []byte, cond targets.
 		return "", err
 	}
 	o, exists := s.objects[key]
-	if cond.IfNoneMatch && exists || cond.IfMatch != "" && (!exists || targets.EtagOf(o.body) != cond.IfMatch) {
+	if cond.IfNoneMatch && exists || cond.IfMatch != "" && (!exists || o.etag != cond.IfMatch) {
 		return "", targets.ErrPreconditionFailed
 	}
-	s.objects[key] = memObject{body: append([]byte(nil), body...), modified: s.now()}
-	return targets.EtagOf(body), nil
+	s.writes++
+	etag := targets.EtagOf(body)
+	if s.opaqueETags {
+		etag = fmt.Sprintf("%032x", s.writes)
+	}
+	s.objects[key] = memObject{body: append([]byte(nil), body...), etag: etag, modified: s.now()}
+	return etag, nil
 }
 
 func (s *memStore) Delete(_ context.Context, key string) error {
@@ -87,7 +98,7 @@ func (s *memStore) List(_ context.Context, prefix string) ([]targets.Object, err
 	var out []targets.Object
 	for k, o := range s.objects {
 		if strings.HasPrefix(k, prefix) {
-			out = append(out, targets.Object{Key: k, ETag: targets.EtagOf(o.body), LastModified: o.modified})
+			out = append(out, targets.Object{Key: k, ETag: o.etag, LastModified: o.modified})
 		}
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Key < out[j].Key })

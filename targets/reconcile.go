@@ -48,6 +48,19 @@ type Reconciler struct {
 	Metrics *ReconcileMetrics
 	// beforeApply, for tests, runs between reading and writing in each pass.
 	beforeApply func(pass int)
+
+	// written remembers, per target key, the ETag the store gave the
+	// updater's last write and the MD5 of what it wrote. Where ETags are
+	// not MD5s of the content (S3 with SSE-KMS), this is how a run knows
+	// that a file is still what it wrote, without reading it.
+	writtenMu sync.Mutex
+	written   map[string]writtenTarget
+}
+
+// writtenTarget is what the updater last wrote to a key.
+type writtenTarget struct {
+	etag string // as the store answered the write
+	md5  string // of the bytes written
 }
 
 // Result counts what a run did.
@@ -160,6 +173,7 @@ func (r *Reconciler) pass(ctx context.Context, logger lager.Logger, pass int) (R
 	if err != nil {
 		return Result{}, err
 	}
+	r.forgetUnlisted(store)
 	// CF is read after the store, so that an app or binding missing from
 	// CF's answer is missing at a time after the store showed it.
 	apiBindings, err := r.CF.PlanBindings(ctx)
@@ -262,7 +276,7 @@ func (r *Reconciler) pass(ctx context.Context, logger lager.Logger, pass int) (R
 			m.then = otherKey
 		}
 		switch existing, ok := want[guid]; {
-		case ok && existing.ETag == etagOf(body):
+		case ok && r.unchanged(key, existing.ETag, body):
 			if m.then != "" {
 				muts = append(muts, mutation{kind: "delete-target", key: otherKey, logData: lager.Data{"app_guid": guid, "key": otherKey}})
 			}
@@ -356,21 +370,75 @@ func (r *Reconciler) apply(ctx context.Context, logger lager.Logger, muts []muta
 func (r *Reconciler) applyOne(ctx context.Context, m mutation) (string, error) {
 	switch m.kind {
 	case "write-target", "adopt-record":
-		if _, err := r.Store.Put(ctx, m.key, m.body, m.cond); err != nil {
+		etag, err := r.Store.Put(ctx, m.key, m.body, m.cond)
+		if err != nil {
 			if errors.Is(err, ErrPreconditionFailed) {
 				return "conflict", nil
 			}
 			return "", err
 		}
+		if m.kind == "write-target" {
+			r.remember(m.key, etag, m.body)
+		}
 		if m.then != "" {
+			r.remember(m.then, "", nil)
 			if err := r.Store.Delete(ctx, m.then); err != nil {
 				return "", err
 			}
 		}
 		return m.kind, nil
 	default:
+		r.remember(m.key, "", nil)
 		return m.kind, r.Store.Delete(ctx, m.key)
 	}
+}
+
+// unchanged reports whether the object at key, listed with etag, holds
+// body: its ETag is body's MD5, or it is the updater's own last write of
+// these bytes.
+func (r *Reconciler) unchanged(key, etag string, body []byte) bool {
+	sum := etagOf(body)
+	if etag == sum {
+		return true
+	}
+	r.writtenMu.Lock()
+	defer r.writtenMu.Unlock()
+	w, ok := r.written[key]
+	return ok && w.etag == etag && w.md5 == sum
+}
+
+// forgetUnlisted drops what the updater remembers of targets that are no
+// longer in the store (an unbind removed them), so that the memory holds at
+// most one entry per target file.
+func (r *Reconciler) forgetUnlisted(store snapshot) {
+	r.writtenMu.Lock()
+	defer r.writtenMu.Unlock()
+	for key := range r.written {
+		prefix, app, err := ParseKey(key)
+		files := store.inactive
+		if prefix == ActivePrefix {
+			files = store.active
+		}
+		if _, ok := files[app]; err != nil || !ok {
+			delete(r.written, key)
+		}
+	}
+}
+
+// remember records the updater's write of body to key with the store's
+// etag; an empty etag forgets the key. Only ETags that are not the MD5 of
+// the content need remembering, so the map stays empty on other stores.
+func (r *Reconciler) remember(key, etag string, body []byte) {
+	r.writtenMu.Lock()
+	defer r.writtenMu.Unlock()
+	if etag == "" || etag == etagOf(body) {
+		delete(r.written, key)
+		return
+	}
+	if r.written == nil {
+		r.written = map[string]writtenTarget{}
+	}
+	r.written[key] = writtenTarget{etag: etag, md5: etagOf(body)}
 }
 
 func (r *Reconciler) grace() time.Duration {

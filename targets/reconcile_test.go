@@ -162,6 +162,64 @@ var _ = Describe("Reconciler", func() {
 		Expect(metricValue(reg, "cf_app_discovery_reconcile_runs_total", "success")).To(Equal(1.0))
 	})
 
+	Context("when the store's ETags are not the MD5 of the content (SSE-KMS)", func() {
+		BeforeEach(func() {
+			store.opaqueETags = true
+			for n := 1; n <= 3; n++ {
+				brokerBind(n, n) // the broker's writes, with opaque ETags
+			}
+			store.resetOps()
+		})
+
+		It("rewrites each target at most once, then makes no GET, PUT or DELETE while nothing changes", func() {
+			first := run()
+			Expect(first.TargetsWritten).To(BeNumerically("<=", 3))
+			for n := 1; n <= 3; n++ {
+				expectTarget(cf.apps[appGUIDn(n)])
+			}
+			store.resetOps()
+			second := run()
+			Expect(second.Passes).To(Equal(1))
+			Expect(second.TargetsWritten).To(BeZero())
+			Expect(store.opCounts()).To(Equal(map[string]int{"LIST": 3}))
+		})
+
+		It("forgets the targets that are gone, stopped apps' old files included", func() {
+			run()
+			Expect(rec.Remembered()).To(Equal(3))
+			brokerUnbind(1, 1)
+			cf.update(appGUIDn(2), func(a *targets.App) { a.State = "STOPPED" })
+			run()
+			Expect(rec.Remembered()).To(Equal(2)) // app 2's inactive file and app 3's active one
+			expectNoTarget(appGUIDn(1))
+			expectTarget(cf.apps[appGUIDn(2)])
+		})
+
+		It("remembers nothing on a store whose ETags are MD5s", func() {
+			store.opaqueETags = false
+			cf.update(appGUIDn(2), func(a *targets.App) { a.Instances = 4 })
+			run()
+			Expect(rec.Remembered()).To(BeZero())
+		})
+
+		It("still rewrites a target whose app changed", func() {
+			run()
+			cf.update(appGUIDn(2), func(a *targets.App) { a.Instances = 4 })
+			res := run()
+			Expect(res.TargetsWritten).To(Equal(1))
+			expectTarget(cf.apps[appGUIDn(2)])
+		})
+
+		It("rewrites a target that someone else changed since the updater wrote it", func() {
+			run()
+			_, err := store.Put(ctx, activeKey(appGUIDn(3)), []byte("[]\n"), targets.Condition{})
+			Expect(err).NotTo(HaveOccurred())
+			res := run()
+			Expect(res.TargetsWritten).To(Equal(1))
+			expectTarget(cf.apps[appGUIDn(3)])
+		})
+	})
+
 	It("rewrites a scaled app, verifying with a second pass", func() {
 		cf.update(appGUIDn(1), func(a *targets.App) { a.Instances = 5 })
 		res := run()
