@@ -114,7 +114,26 @@ var _ = Describe("Env", func() {
 		Entry("bucket without region", map[string]string{"BUCKET_NAME": "b"}, "AWS_REGION is required"),
 		Entry("both", map[string]string{"BUCKET_NAME": "b", "AWS_REGION": "x", "TARGETS_PATH": "/t"}, "not both"),
 		Entry("neither", map[string]string{}, "a store is required"),
+		Entry("TARGETS_PATH none, as the Ruby service's manifest set it, with a bucket", map[string]string{"BUCKET_NAME": "b", "AWS_REGION": "x", "TARGETS_PATH": "none"}, ""),
+		Entry("TARGETS_PATH none alone", map[string]string{"TARGETS_PATH": "none"}, "a store is required"),
+		Entry("an access key id without its secret", map[string]string{"BUCKET_NAME": "b", "AWS_REGION": "x", "AWS_ACCESS_KEY_ID": "AKID"}, "AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY go together"),
+		Entry("a secret without its access key id", map[string]string{"BUCKET_NAME": "b", "AWS_REGION": "x", "AWS_SECRET_ACCESS_KEY": "s"}, "AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY go together"),
 	)
+
+	It("reads the S3 credentials from VCAP_SERVICES, where cf push users keep them", func() {
+		e := env(map[string]string{"BUCKET_NAME": "b", "AWS_REGION": "eu-west-2", "VCAP_SERVICES": `{"user-provided":[{"name":"s","credentials":{
+			"AWS_ACCESS_KEY_ID":"AKIDVCAP","AWS_SECRET_ACCESS_KEY":"secret-from-vcap","AWS_SESSION_TOKEN":"token-from-vcap"}}]}`})
+		s := e.Store()
+		Expect(e.Err()).NotTo(HaveOccurred())
+		Expect(s.AccessKeyID).To(Equal("AKIDVCAP"))
+		Expect(s.SecretAccessKey).To(Equal("secret-from-vcap"))
+		Expect(s.SessionToken).To(Equal("token-from-vcap"))
+	})
+
+	It("treats TARGETS_PATH none as no directory", func() {
+		e := env(map[string]string{"BUCKET_NAME": "b", "AWS_REGION": "x", "TARGETS_PATH": "none"})
+		Expect(e.Store().Path).To(BeEmpty())
+	})
 
 	It("bounds integers and durations", func() {
 		e := env(map[string]string{"N": "59", "D": "30s", "BAD": "soon"})

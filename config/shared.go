@@ -46,15 +46,37 @@ type Store struct {
 	Region   string
 	Endpoint string
 	Path     string
+	// AccessKeyID, SecretAccessKey and SessionToken are S3 credentials
+	// given in the environment or in VCAP_SERVICES; empty means the AWS
+	// SDK's usual sources (instance role, shared files).
+	AccessKeyID     string
+	SecretAccessKey string
+	SessionToken    string
 }
 
-// Store reads BUCKET_NAME, AWS_REGION and S3_ENDPOINT, or TARGETS_PATH.
+// noTargetsPath is the TARGETS_PATH the Ruby service's manifest set next
+// to its bucket: it means no directory.
+const noTargetsPath = "none"
+
+// Store reads BUCKET_NAME, AWS_REGION, S3_ENDPOINT and the AWS SDK's
+// credential variables (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY,
+// AWS_SESSION_TOKEN), or TARGETS_PATH. Like every setting, the credentials
+// may come from VCAP_SERVICES, which the AWS SDK itself does not read.
 func (e *Env) Store() Store {
 	s := Store{
-		Bucket:   e.String("BUCKET_NAME", ""),
-		Region:   e.String("AWS_REGION", ""),
-		Endpoint: e.URL("S3_ENDPOINT", false),
-		Path:     e.String("TARGETS_PATH", ""),
+		Bucket:          e.String("BUCKET_NAME", ""),
+		Region:          e.String("AWS_REGION", ""),
+		Endpoint:        e.URL("S3_ENDPOINT", false),
+		Path:            e.String("TARGETS_PATH", ""),
+		AccessKeyID:     e.String("AWS_ACCESS_KEY_ID", ""),
+		SecretAccessKey: e.String("AWS_SECRET_ACCESS_KEY", ""),
+		SessionToken:    e.String("AWS_SESSION_TOKEN", ""),
+	}
+	if s.Path == noTargetsPath {
+		s.Path = ""
+	}
+	if (s.AccessKeyID == "") != (s.SecretAccessKey == "") {
+		e.Problem("AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY go together: set both or neither")
 	}
 	switch {
 	case s.Path != "" && s.Bucket != "":

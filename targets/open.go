@@ -3,6 +3,8 @@ package targets
 import (
 	"context"
 
+	"github.com/aws/aws-sdk-go-v2/credentials"
+
 	"github.com/prometheus/client_golang/prometheus"
 )
 
@@ -13,6 +15,11 @@ type StoreConfig struct {
 	Region   string
 	Endpoint string
 	Path     string
+	// AccessKeyID, SecretAccessKey and SessionToken, when set, sign the S3
+	// requests; otherwise the AWS SDK's usual sources do.
+	AccessKeyID     string
+	SecretAccessKey string
+	SessionToken    string
 }
 
 // OpenStore returns the configured store, instrumented on reg.
@@ -22,7 +29,11 @@ func OpenStore(ctx context.Context, c StoreConfig, reg prometheus.Registerer) (S
 	if c.Path != "" {
 		s, err = NewDirStore(c.Path)
 	} else {
-		s, err = NewS3Store(ctx, S3Options{Bucket: c.Bucket, Region: c.Region, Endpoint: c.Endpoint})
+		o := S3Options{Bucket: c.Bucket, Region: c.Region, Endpoint: c.Endpoint}
+		if c.AccessKeyID != "" {
+			o.Credentials = credentials.NewStaticCredentialsProvider(c.AccessKeyID, c.SecretAccessKey, c.SessionToken)
+		}
+		s, err = NewS3Store(ctx, o)
 	}
 	if err != nil {
 		return nil, err

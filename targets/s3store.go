@@ -35,6 +35,9 @@ type S3Options struct {
 	Endpoint string
 	// HTTPClient, when set, makes every request; the SDK's default otherwise.
 	HTTPClient *http.Client
+	// Credentials, when set, sign the requests instead of the credentials
+	// the SDK's default configuration finds.
+	Credentials aws.CredentialsProvider
 	// AWSConfig, when set, is used instead of loading the SDK's default
 	// configuration (environment, shared files, instance role): tests pass
 	// static credentials with it.
@@ -80,6 +83,9 @@ func NewS3Store(ctx context.Context, o S3Options) (*S3Store, error) {
 		var loadOpts []func(*config.LoadOptions) error
 		if o.Region != "" {
 			loadOpts = append(loadOpts, config.WithRegion(o.Region))
+		}
+		if o.Credentials != nil {
+			loadOpts = append(loadOpts, config.WithCredentialsProvider(o.Credentials))
 		}
 		loaded, err := config.LoadDefaultConfig(ctx, loadOpts...)
 		if err != nil {

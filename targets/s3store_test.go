@@ -18,6 +18,7 @@ import (
 	"github.com/johannesboyne/gofakes3/backend/s3mem"
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/alphagov/cf-app-discovery/targets"
 )
@@ -391,6 +392,47 @@ var _ = Describe("S3Store", func() {
 				Expect(err).To(MatchError(targets.ErrPreconditionFailed))
 				Expect(err).To(MatchError(ContainSubstring("s3 put " + key)))
 			})
+		})
+	})
+
+	Describe("OpenStore", func() {
+		BeforeEach(func() { newS3Fixture() })
+
+		// signedWith lists the bucket through OpenStore and returns the
+		// access key id and session token the request was signed with.
+		signedWith := func(c targets.StoreConfig) (string, string) {
+			GinkgoT().Setenv("AWS_CONFIG_FILE", "/nonexistent")
+			GinkgoT().Setenv("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent")
+			GinkgoT().Setenv("AWS_EC2_METADATA_DISABLED", "true")
+			c.Bucket, c.Region, c.Endpoint = s3Bucket, "eu-west-2", fake.server.URL
+			s, err := targets.OpenStore(ctx, c, prometheus.NewRegistry())
+			Expect(err).NotTo(HaveOccurred())
+			_, err = s.List(ctx, targets.ActivePrefix)
+			Expect(err).NotTo(HaveOccurred())
+			fake.mu.Lock()
+			defer fake.mu.Unlock()
+			last := fake.requests[len(fake.requests)-1]
+			auth := last.Header.Get("Authorization")
+			_, rest, ok := strings.Cut(auth, "Credential=")
+			Expect(ok).To(BeTrue(), auth)
+			id, _, _ := strings.Cut(rest, "/")
+			return id, last.Header.Get("X-Amz-Security-Token")
+		}
+
+		It("signs with the credentials in its configuration (from VCAP_SERVICES)", func() {
+			GinkgoT().Setenv("AWS_ACCESS_KEY_ID", "")
+			GinkgoT().Setenv("AWS_SECRET_ACCESS_KEY", "")
+			id, token := signedWith(targets.StoreConfig{AccessKeyID: "AKIAFROMCONFIG", SecretAccessKey: s3Secret, SessionToken: "session-token"})
+			Expect(id).To(Equal("AKIAFROMCONFIG"))
+			Expect(token).To(Equal("session-token"))
+		})
+
+		It("signs with the AWS SDK's usual sources when its configuration has none", func() {
+			GinkgoT().Setenv("AWS_ACCESS_KEY_ID", "AKIAFROMENV")
+			GinkgoT().Setenv("AWS_SECRET_ACCESS_KEY", s3Secret)
+			id, token := signedWith(targets.StoreConfig{})
+			Expect(id).To(Equal("AKIAFROMENV"))
+			Expect(token).To(BeEmpty())
 		})
 	})
 
