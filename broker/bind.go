@@ -131,7 +131,7 @@ func (b *Broker) bindApp(ctx context.Context, logger lager.Logger, appGUID strin
 	switch {
 	case errors.Is(err, targets.ErrAppNotVisible):
 		logger.Info("app-not-visible")
-		return targets.App{}, errAppNotVisible(appGUID, b.monitoringUser)
+		return targets.App{}, errAppNotVisible(appGUID, b.grantCommand)
 	case errors.Is(err, targets.ErrCFUnavailable):
 		logger.Error("app-lookup-failed", err)
 		return targets.App{}, errCFUnavailable("could not look the app up in the CF API", err)

@@ -48,10 +48,12 @@ type Broker struct {
 	paasDomain string
 	// monitoringUser names the CF user tenants must grant Space Auditor to.
 	monitoringUser string
-	logger         lager.Logger
-	now            func() time.Time
-	locks          keyedMutex
-	metrics        *metrics
+	// grantCommand is the cf command that grants it, with placeholders.
+	grantCommand string
+	logger       lager.Logger
+	now          func() time.Time
+	locks        keyedMutex
+	metrics      *metrics
 }
 
 // Options are the broker's collaborators and settings.
@@ -62,7 +64,11 @@ type Options struct {
 	Bindings       BindingLookup
 	PaaSDomain     string
 	MonitoringUser string
-	Logger         lager.Logger
+	// MonitoringClient says MonitoringUser is a UAA client id (the broker
+	// signs in with client credentials), which `cf set-space-role` names
+	// with --client.
+	MonitoringClient bool
+	Logger           lager.Logger
 	// Now is the clock of binding records; time.Now when nil.
 	Now func() time.Time
 	// Registerer takes the operations metrics; none are registered when nil.
@@ -81,7 +87,8 @@ func New(o Options) *Broker {
 		logger = lager.NewLogger("broker")
 	}
 	return &Broker{catalog: o.Catalog, store: o.Store, apps: o.Apps, bindings: o.Bindings,
-		paasDomain: o.PaaSDomain, monitoringUser: o.MonitoringUser, logger: logger, now: now,
+		paasDomain: o.PaaSDomain, monitoringUser: o.MonitoringUser,
+		grantCommand: grantCommand(o.MonitoringUser, o.MonitoringClient), logger: logger, now: now,
 		metrics: newMetrics(o.Registerer)}
 }
 
@@ -122,4 +129,17 @@ func (k *keyedMutex) lock(key string) func() {
 		}
 		k.mu.Unlock()
 	}
+}
+
+// grantCommand is the command a tenant runs to let the monitoring user (or
+// UAA client) see the apps of a space.
+func grantCommand(user string, client bool) string {
+	if user == "" {
+		user = "<monitoring user>"
+	}
+	cmd := "cf set-space-role " + user + " <org> <space> SpaceAuditor"
+	if client {
+		cmd += " --client"
+	}
+	return cmd
 }

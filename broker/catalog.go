@@ -52,7 +52,7 @@ func (b *Broker) longDescription() string {
 		user = "the monitoring user " + b.monitoringUser
 	}
 	return "Bind an app to have each of its instances scraped by the platform's Prometheus. " +
-		"First give " + user + " the SpaceAuditor role in the app's space (cf set-space-role)."
+		"First give " + user + " the SpaceAuditor role in the app's space: " + b.grantCommand + "."
 }
 
 // checkCatalog refuses a service or plan id that is not ours.

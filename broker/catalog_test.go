@@ -1,6 +1,7 @@
 package broker_test
 
 import (
+	"context"
 	"net/http"
 
 	. "github.com/onsi/ginkgo/v2"
@@ -46,6 +47,17 @@ var _ = Describe("Catalog", func() {
 		metadata := service["metadata"].(map[string]any)
 		Expect(metadata).To(HaveKeyWithValue("documentationUrl", broker.DefaultDocumentationURL))
 		Expect(metadata).To(HaveKeyWithValue("longDescription", ContainSubstring(monitoringUser+" the SpaceAuditor role")))
+		Expect(metadata).To(HaveKeyWithValue("longDescription", ContainSubstring("cf set-space-role "+monitoringUser+" <org> <space> SpaceAuditor.")))
+	})
+
+	It("names the --client form of the command when the monitoring identity is a UAA client", func() {
+		b := broker.New(broker.Options{
+			Catalog:        broker.Catalog{ServiceID: serviceID, ServiceName: "s", PlanID: planID, PlanName: "p"},
+			MonitoringUser: "monitor-client", MonitoringClient: true,
+		})
+		services, err := b.Services(context.Background())
+		Expect(err).NotTo(HaveOccurred())
+		Expect(services[0].Metadata.LongDescription).To(ContainSubstring("cf set-space-role monitor-client <org> <space> SpaceAuditor --client."))
 	})
 
 	It("offers one free plan", func() {

@@ -45,10 +45,10 @@ func errUnknownPlan(id string) error {
 // and the broker's credentials are fine, but it cannot be done until the
 // tenant grants access; a 4xx tells Cloud Controller not to run orphan
 // mitigation, and CC shows the description to the tenant.
-func errAppNotVisible(appGUID, user string) error {
+func errAppNotVisible(appGUID, grantCommand string) error {
 	return apiresponses.NewFailureResponse(
 		fmt.Errorf("the monitoring user cannot see app %s: grant it read access to the app's space with "+
-			"`cf set-space-role %s <org> <space> SpaceAuditor`, then bind again", appGUID, user),
+			"`%s`, then bind again", appGUID, grantCommand),
 		http.StatusUnprocessableEntity, "app-not-visible")
 }
 

@@ -62,7 +62,7 @@ func run() int {
 			PlanID: s.Catalog.PlanID, PlanName: s.Catalog.PlanName,
 		},
 		Store: store, Apps: cf, Bindings: cf, PaaSDomain: s.PaaSDomain,
-		MonitoringUser: monitoringUser, Logger: logger, Registerer: reg,
+		MonitoringUser: monitoringUser, MonitoringClient: s.CF.Username == "", Logger: logger, Registerer: reg,
 	})
 
 	ln, err := net.Listen("tcp", ":"+strconv.Itoa(s.Port))
