@@ -53,8 +53,9 @@ func (r Route) Address() string {
 }
 
 // MetricsPath is the __metrics_path__ for a route path: the path itself when
-// it ends in "metrics", path + "/metrics" when it is not empty, and "" (use
-// Prometheus' default /metrics) when it is.
+// it ends in "metrics", path + "/metrics" when it is not empty (a trailing
+// slash kept, so that the bytes are those the Ruby service wrote), and ""
+// (use Prometheus' default /metrics) when it is.
 func MetricsPath(path string) string {
 	switch {
 	case path == "":
@@ -62,7 +63,7 @@ func MetricsPath(path string) string {
 	case strings.HasSuffix(path, "metrics"):
 		return path
 	default:
-		return strings.TrimSuffix(path, "/") + "/metrics"
+		return path + "/metrics"
 	}
 }
 

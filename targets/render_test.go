@@ -120,6 +120,7 @@ var _ = Describe("Render", func() {
 		Entry("path ending in metrics is kept", "/some/path/metrics", "/some/path/metrics", true),
 		Entry("path ending in metrics without a slash before it", "/prometheus-metrics", "/prometheus-metrics", true),
 		Entry("other path gets /metrics appended", "/some/path", "/some/path/metrics", true),
+		Entry("a path ending in a slash gets /metrics appended as it is, as the Ruby service's files have it", "/some/path/", "/some/path//metrics", true),
 	)
 
 	DescribeTable("route choice",
