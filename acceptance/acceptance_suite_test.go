@@ -160,13 +160,22 @@ func startWorld() {
 	Expect(w.cc.Provision(instanceID).Status).To(Equal(http.StatusCreated))
 }
 
-// commonEnv is the configuration the broker and the updater share.
+// commonEnv is the configuration the broker and the updater share. As on
+// Cloud Foundry (README, "Deploy with cf push"), the secrets come from a
+// user-provided service in VCAP_SERVICES, not from the environment.
 func commonEnv() []string {
+	vcap, err := json.Marshal(map[string]any{"user-provided": []any{map[string]any{
+		"name": "cf-app-discovery-secrets",
+		"credentials": map[string]string{
+			"UAA_PASSWORD": uaaPassword, "AWS_ACCESS_KEY_ID": "acceptance", "AWS_SECRET_ACCESS_KEY": awsSecret,
+		},
+	}}})
+	Expect(err).NotTo(HaveOccurred())
 	return []string{
-		"API_ENDPOINT=" + w.cf.URL(), "UAA_USERNAME=" + monitorUser, "UAA_PASSWORD=" + uaaPassword,
+		"API_ENDPOINT=" + w.cf.URL(), "UAA_USERNAME=" + monitorUser,
 		"PLAN_ID=" + planID, "PAAS_DOMAIN=" + paasDomain,
 		"BUCKET_NAME=" + bucket, "AWS_REGION=us-east-1", "S3_ENDPOINT=" + w.s3URL,
-		"AWS_ACCESS_KEY_ID=acceptance", "AWS_SECRET_ACCESS_KEY=" + awsSecret,
+		"VCAP_SERVICES=" + string(vcap),
 		"LOG_LEVEL=debug", "PATH=" + os.Getenv("PATH"),
 	}
 }
