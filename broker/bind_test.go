@@ -277,47 +277,6 @@ var _ = Describe("Bind", func() {
 		})
 	})
 
-	Context("when the CF API is unavailable", func() {
-		BeforeEach(func() { h.cf.err = targets.ErrCFUnavailable })
-
-		It("answers 503 and writes nothing", func() {
-			Expect(r.status).To(Equal(http.StatusServiceUnavailable))
-			Expect(h.files()).To(BeEmpty())
-			Expect(h.operations("bind", "cf-unavailable")).To(Equal(1.0))
-		})
-	})
-
-	Context("when the CF API lookup fails in an unexpected way", func() {
-		BeforeEach(func() { h.cf.err = errStore })
-
-		It("answers 500 and writes nothing", func() {
-			Expect(r.status).To(Equal(http.StatusInternalServerError))
-			Expect(h.files()).To(BeEmpty())
-		})
-	})
-
-	Context("when the record cannot be read", func() {
-		BeforeEach(func() {
-			h.store.setFail(func(op, key string) bool { return op == "GET" && strings.HasPrefix(key, "bindings/") })
-		})
-
-		It("answers 503 and writes nothing", func() {
-			Expect(r.status).To(Equal(http.StatusServiceUnavailable))
-			Expect(h.files()).To(BeEmpty())
-		})
-	})
-
-	Context("when the record cannot be written", func() {
-		BeforeEach(func() {
-			h.store.setFail(func(op, key string) bool { return op == "PUT" && strings.HasPrefix(key, "bindings/") })
-		})
-
-		It("answers 503 and writes no target file", func() {
-			Expect(r.status).To(Equal(http.StatusServiceUnavailable))
-			Expect(h.files()).To(BeEmpty())
-		})
-	})
-
 	Context("when the target file cannot be written", func() {
 		BeforeEach(func() {
 			h.store.setFail(func(op, key string) bool { return op == "PUT" && strings.HasPrefix(key, "active/") })
@@ -356,6 +315,31 @@ var _ = Describe("Bind", func() {
 			Expect(r.status).To(Equal(http.StatusServiceUnavailable))
 		})
 	})
+})
+
+var _ = Describe("Bind when a dependency fails before the target file is written", func() {
+	DescribeTable("answers an error Cloud Controller understands and writes nothing",
+		func(arrange func(*harness), status int, outcome string) {
+			h := newHarness()
+			arrange(h)
+			h.serve()
+			Expect(h.bindWith(bindingID, bindBody(appGUID)).status).To(Equal(status))
+			Expect(h.files()).To(BeEmpty())
+			if outcome != "" {
+				Expect(h.operations("bind", outcome)).To(Equal(1.0))
+			}
+		},
+		Entry("the CF API unavailable", func(h *harness) { h.cf.err = targets.ErrCFUnavailable },
+			http.StatusServiceUnavailable, "cf-unavailable"),
+		Entry("the CF API failing in an unexpected way", func(h *harness) { h.cf.err = errStore },
+			http.StatusInternalServerError, ""),
+		Entry("the record unreadable", func(h *harness) {
+			h.store.setFail(func(op, key string) bool { return op == "GET" && strings.HasPrefix(key, "bindings/") })
+		}, http.StatusServiceUnavailable, ""),
+		Entry("the record unwritable", func(h *harness) {
+			h.store.setFail(func(op, key string) bool { return op == "PUT" && strings.HasPrefix(key, "bindings/") })
+		}, http.StatusServiceUnavailable, ""),
+	)
 })
 
 var _ = Describe("Bind requests Cloud Controller would never send", func() {
