@@ -14,9 +14,6 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/collectors"
-
 	"github.com/alphagov/cf-app-discovery/broker"
 	"github.com/alphagov/cf-app-discovery/config"
 	"github.com/alphagov/cf-app-discovery/targets"
@@ -36,18 +33,13 @@ func run() int {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
 
-	reg := prometheus.NewRegistry()
-	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	reg := config.Registry()
 	store, err := targets.OpenStore(ctx, targets.StoreConfig(s.Store), reg)
 	if err != nil {
 		logger.Error("open-store", err)
 		return 1
 	}
-	cf, err := targets.NewCFClient(ctx, targets.CFConfig{
-		API: s.CF.API, Username: s.CF.Username, Password: s.CF.Password,
-		ClientID: s.CF.ClientID, ClientSecret: s.CF.ClientSecret,
-		PlanID: s.Catalog.PlanID, Registerer: reg,
-	})
+	cf, err := targets.NewCFClient(ctx, s.CF.ClientConfig(s.Catalog.PlanID, reg))
 	if err != nil {
 		logger.Error("connect-cf-api", err)
 		return 1

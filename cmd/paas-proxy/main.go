@@ -15,8 +15,6 @@ import (
 	"time"
 
 	"code.cloudfoundry.org/lager/v3"
-	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/alphagov/cf-app-discovery/config"
@@ -35,8 +33,7 @@ func run() int {
 	}
 	logger := config.Logger("paas-proxy", s.LogLevel, os.Stdout)
 
-	reg := prometheus.NewRegistry()
-	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	reg := config.Registry()
 	p, err := proxy.New(proxy.Options{
 		AllowList:      s.AllowList,
 		UpstreamScheme: s.UpstreamScheme,

@@ -19,7 +19,6 @@ import (
 
 	"code.cloudfoundry.org/lager/v3"
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/robfig/cron/v3"
 
@@ -43,8 +42,7 @@ func run(once bool) int {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
 
-	reg := prometheus.NewRegistry()
-	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	reg := config.Registry()
 	rec, err := newReconciler(ctx, s, reg, logger)
 	if err != nil {
 		logger.Error("start", err)
@@ -98,11 +96,7 @@ func newReconciler(ctx context.Context, s settings, reg prometheus.Registerer, l
 	if err != nil {
 		return nil, err
 	}
-	cf, err := targets.NewCFClient(ctx, targets.CFConfig{
-		API: s.CF.API, Username: s.CF.Username, Password: s.CF.Password,
-		ClientID: s.CF.ClientID, ClientSecret: s.CF.ClientSecret,
-		PlanID: s.PlanID, Registerer: reg,
-	})
+	cf, err := targets.NewCFClient(ctx, s.CF.ClientConfig(s.PlanID, reg))
 	if err != nil {
 		return nil, err
 	}
