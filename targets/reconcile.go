@@ -381,14 +381,12 @@ func (r *Reconciler) applyOne(ctx context.Context, m mutation) (string, error) {
 			r.remember(m.key, etag, m.body)
 		}
 		if m.then != "" {
-			r.remember(m.then, "", nil)
 			if err := r.Store.Delete(ctx, m.then); err != nil {
 				return "", err
 			}
 		}
 		return m.kind, nil
 	default:
-		r.remember(m.key, "", nil)
 		return m.kind, r.Store.Delete(ctx, m.key)
 	}
 }
@@ -426,8 +424,9 @@ func (r *Reconciler) forgetUnlisted(store snapshot) {
 }
 
 // remember records the updater's write of body to key with the store's
-// etag; an empty etag forgets the key. Only ETags that are not the MD5 of
-// the content need remembering, so the map stays empty on other stores.
+// etag. Only ETags that are not the MD5 of the content (and not empty)
+// need remembering, so the map stays empty on other stores; entries for
+// files that are gone are dropped by forgetUnlisted at the next pass.
 func (r *Reconciler) remember(key, etag string, body []byte) {
 	r.writtenMu.Lock()
 	defer r.writtenMu.Unlock()
