@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"net/url"
+	"regexp"
 	"strconv"
 	"strings"
 	"testing"
@@ -80,6 +81,23 @@ func FuzzParseScrapeParams(f *testing.F) {
 		back, ok, err := targets.ParseScrapeParams(p.Query())
 		if err != nil || !ok || back != p {
 			t.Fatalf("round trip of %+v gave %+v, %v, %v", p, back, ok, err)
+		}
+	})
+}
+
+// guidPattern is the 8-4-4-4-12 form ValidGUID checks, as a regular
+// expression to check it against.
+var guidPattern = regexp.MustCompile(`^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$`)
+
+// FuzzValidGUID checks ValidGUID against the regular expression of the
+// GUID form.
+func FuzzValidGUID(f *testing.F) {
+	for _, seed := range []string{"6b5f1a2e-0c3d-4e5f-8a9b-0c1d2e3f4a5b", "6B5F1A2E-0C3D-4E5F-8A9B-0C1D2E3F4A5B", "", "../x", "6b5f1a2e-0c3d-4e5f-8a9b-0c1d2e3f4a5b\n"} {
+		f.Add(seed)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		if got, want := targets.ValidGUID(s), guidPattern.MatchString(s); got != want {
+			t.Fatalf("ValidGUID(%q) = %v, the pattern says %v", s, got, want)
 		}
 	})
 }

@@ -20,6 +20,10 @@ var _ = Describe("keys", func() {
 		Entry("trailing newline", appGUID+"\n", false),
 		Entry("too short", "6b5f1a2e-0c3d-4e5f-8a9b-0c1d2e3f4a5", false),
 		Entry("not hex", "zb5f1a2e-0c3d-4e5f-8a9b-0c1d2e3f4a5b", false),
+		Entry("not hex at the end", "6b5f1a2e-0c3d-4e5f-8a9b-0c1d2e3f4a5g", false),
+		Entry("a dash moved", "6b5f1a2e0-c3d-4e5f-8a9b-0c1d2e3f4a5b", false),
+		Entry("no dashes", "6b5f1a2e00c3d04e5f08a9b00c1d2e3f4a5b", false),
+		Entry("36 bytes of non-ASCII", "6b5f1a2e-0c3d-4e5f-8a9b-0c1d2e3f4\u00e9b", false),
 	)
 
 	It("builds target keys by state and parses them back", func() {
