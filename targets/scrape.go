@@ -72,6 +72,29 @@ func (p ScrapeParams) SetHeaders(h http.Header) {
 	h.Set("Authorization", "Bearer "+p.AppGUID)
 }
 
+// Canonical forms of the scrape headers, as AppendHeader writes them.
+var (
+	canonicalAppInstance     = http.CanonicalHeaderKey(HeaderAppInstance)
+	canonicalAppInstanceCopy = http.CanonicalHeaderKey(HeaderAppInstanceCopy)
+)
+
+// AppendHeader appends the header fields SetHeaders sets to b, in HTTP/1.1
+// form ("Name: value" and CRLF each), for a proxy that writes its request
+// header itself.
+func (p ScrapeParams) AppendHeader(b []byte) []byte {
+	for _, name := range [...]string{canonicalAppInstance, canonicalAppInstanceCopy} {
+		b = append(b, name...)
+		b = append(b, ": "...)
+		b = append(b, p.AppGUID...)
+		b = append(b, ':')
+		b = strconv.AppendInt(b, int64(p.Index), 10)
+		b = append(b, "\r\n"...)
+	}
+	b = append(b, "Authorization: Bearer "...)
+	b = append(b, p.AppGUID...)
+	return append(b, "\r\n"...)
+}
+
 // ParseScrapeParams reads the scrape parameters from a scrape URL's query.
 // It returns ok=false and no error when none of them is present (a plain
 // request to forward as it is), and an error when any is present but

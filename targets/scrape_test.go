@@ -1,6 +1,8 @@
 package targets_test
 
 import (
+	"bufio"
+	"bytes"
 	"net/http"
 	"net/url"
 	"strings"
@@ -39,6 +41,15 @@ var _ = Describe("The scrape contract", func() {
 		Expect(h.Values("X-CF-APP-INSTANCE")).To(Equal([]string{guid + ":2"}))
 		Expect(h.Values("XX-CF-APP-INSTANCE")).To(Equal([]string{guid + ":2"}))
 		Expect(h.Values("Authorization")).To(Equal([]string{"Bearer " + guid}))
+	})
+
+	It("appends the same headers in HTTP/1.1 form", func() {
+		b := params.AppendHeader([]byte("GET / HTTP/1.1\r\nHost: x\r\n"))
+		r, err := http.ReadRequest(bufio.NewReader(bytes.NewReader(append(b, "\r\n"...))))
+		Expect(err).NotTo(HaveOccurred())
+		want := http.Header{}
+		params.SetHeaders(want)
+		Expect(r.Header).To(Equal(want))
 	})
 
 	It("strips only the scrape parameters", func() {
