@@ -130,8 +130,10 @@ func ParseScrapeParams(q url.Values) (p ScrapeParams, ok bool, err error) {
 	if !hasIdx {
 		return ScrapeParams{}, false, fmt.Errorf("query parameter %s is missing", ParamAppInstanceIndex)
 	}
-	if err := CheckGUID(ParamAppGUID, guid); err != nil {
-		return ScrapeParams{}, false, err
+	if !ValidGUID(guid) {
+		// Not quoted: the value is the app's bearer token, and the error
+		// ends up in the proxy's log.
+		return ScrapeParams{}, false, fmt.Errorf("query parameter %s: %w", ParamAppGUID, ErrInvalidGUID)
 	}
 	n, err := parseIndex(idx)
 	if err != nil {

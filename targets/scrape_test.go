@@ -66,6 +66,7 @@ var _ = Describe("The scrape contract", func() {
 			got, ok, err := targets.ParseScrapeParams(q)
 			if problem != "" {
 				Expect(err).To(MatchError(ContainSubstring(problem)))
+				Expect(err.Error()).NotTo(ContainSubstring(guid[:8]), "the guid is a bearer token")
 				Expect(ok).To(BeFalse())
 				return
 			}
@@ -78,6 +79,7 @@ var _ = Describe("The scrape contract", func() {
 		Entry("guid and index", "cf_app_guid="+guid+"&cf_app_instance_index=3", targets.ScrapeParams{AppGUID: guid, Index: 3}, true, ""),
 		Entry("none: nothing to set", "format=x", targets.ScrapeParams{}, false, ""),
 		Entry("guid alone", "cf_app_guid="+guid, nil, false, "cf_app_instance_index is missing"),
+		Entry("a guid one character too long", "cf_app_guid="+guid+"0&cf_app_instance_index=0", nil, false, "not a valid GUID"),
 		Entry("index alone", "cf_app_instance_index=0", nil, false, "cf_app_guid is missing"),
 		Entry("instance without index", "cf_app_instance="+guid, nil, false, "<app_guid>:<index>"),
 		Entry("not a GUID", "cf_app_guid=../../etc&cf_app_instance_index=0", nil, false, "not a valid GUID"),
