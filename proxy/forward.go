@@ -7,6 +7,8 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -21,114 +23,220 @@ import (
 // lines over about 8 KB.
 const MaxRequestURI = 8 << 10
 
+// smallBody is the largest response body read whole before anything is
+// written to the client, so that head and body leave in one write and a
+// body cut short still gets a 502. Larger bodies are streamed.
+const smallBody = 64 << 10
+
 // forward checks a scrape and sends it upstream. Every check happens before
-// anything is sent: a rejected request never reaches an upstream.
-func (p *Proxy) forward(w http.ResponseWriter, r *http.Request) {
-	if r.Method != http.MethodGet && r.Method != http.MethodHead {
-		p.reject(w, r, http.StatusMethodNotAllowed, OutcomeRejectedMethod, "method "+r.Method+" is not allowed: only GET and HEAD are forwarded")
-		return
+// anything is sent: a rejected request never reaches an upstream. It
+// reports whether the client connection may carry another request.
+func (p *Proxy) forward(c *serverConn, r *request) bool {
+	if r.method != http.MethodGet && r.method != http.MethodHead {
+		return p.reject(c, r, http.StatusMethodNotAllowed, OutcomeRejectedMethod, "method "+r.method+" is not allowed: only GET and HEAD are forwarded")
 	}
-	if len(r.RequestURI) > MaxRequestURI {
-		p.reject(w, r, http.StatusBadRequest, OutcomeRejectedParams, fmt.Sprintf("request target longer than %d bytes", MaxRequestURI))
-		return
+	if len(r.target) > MaxRequestURI {
+		return p.reject(c, r, http.StatusBadRequest, OutcomeRejectedParams, fmt.Sprintf("request target longer than %d bytes", MaxRequestURI))
 	}
-	if r.URL.Scheme != "http" {
-		p.reject(w, r, http.StatusBadRequest, OutcomeRejectedRequest, "only http:// URLs are forwarded (the scrape job uses scheme: http; the proxy talks https upstream)")
-		return
+	u := r.url
+	if u.Scheme != "http" {
+		return p.reject(c, r, http.StatusBadRequest, OutcomeRejectedRequest, "only http:// URLs are forwarded (the scrape job uses scheme: http; the proxy talks https upstream)")
 	}
-	if r.URL.User != nil {
-		p.reject(w, r, http.StatusBadRequest, OutcomeRejectedRequest, "credentials in the URL are not forwarded")
-		return
+	if u.User != nil {
+		return p.reject(c, r, http.StatusBadRequest, OutcomeRejectedRequest, "credentials in the URL are not forwarded")
 	}
-	if !p.allow.Allows(r.URL.Host) {
-		p.reject(w, r, http.StatusForbidden, OutcomeRejectedHost, fmt.Sprintf("host %q is not in ALLOWED_DOMAINS", r.URL.Host))
-		return
+	if !p.allow.Allows(u.Host) {
+		return p.reject(c, r, http.StatusForbidden, OutcomeRejectedHost, fmt.Sprintf("host %q is not in ALLOWED_DOMAINS", u.Host))
 	}
-	if r.ContentLength > 0 || len(r.TransferEncoding) > 0 {
-		p.reject(w, r, http.StatusBadRequest, OutcomeRejectedRequest, "a scrape has no request body")
-		return
+	if hasControl(u.Path) {
+		return p.reject(c, r, http.StatusBadRequest, OutcomeRejectedParams, "control character in the URL path")
 	}
-	if hasControl(r.URL.Path) {
-		p.reject(w, r, http.StatusBadRequest, OutcomeRejectedParams, "control character in the URL path")
-		return
+	if c.scrape == nil {
+		c.scrape = make(url.Values, 3)
 	}
-	query, scrape, err := splitQuery(r.URL.RawQuery)
+	query, err := splitQuery(u.RawQuery, c.scrape)
 	if err != nil {
-		p.reject(w, r, http.StatusBadRequest, OutcomeRejectedParams, err.Error())
-		return
+		return p.reject(c, r, http.StatusBadRequest, OutcomeRejectedParams, err.Error())
 	}
-	params, hasParams, err := targets.ParseScrapeParams(scrape)
+	params, hasParams, err := targets.ParseScrapeParams(c.scrape)
 	if err != nil {
-		p.reject(w, r, http.StatusBadRequest, OutcomeRejectedParams, err.Error())
-		return
+		return p.reject(c, r, http.StatusBadRequest, OutcomeRejectedParams, err.Error())
 	}
 
-	host := upstreamHost(r.URL.Host)
-	deadline := time.Now().Add(p.overall)
-	buf := headBuffers.Get().(*[]byte)
-	head := appendRequestHead((*buf)[:0], r, host, query, params, hasParams)
+	host := upstreamHost(u.Host)
 	start := time.Now()
-	x, err := p.client.roundTrip(r.Context(), r.Method, host, head, deadline)
-	*buf = head[:0]
-	headBuffers.Put(buf)
+	head := appendRequestHead(c.out[:0], r, host, query, params, hasParams)
+	w := c.watch()
+	w.start()
+	resp := &c.resp
+	pc, err := p.client.roundTrip(w, r.method, host, head, start.Add(p.overall), resp)
+	c.out = head[:0]
 	if err != nil {
+		w.stop()
 		p.metrics.upstream.Observe(time.Since(start).Seconds())
-		p.upstreamFailed(w, r, err)
-		return
+		return p.upstreamFailed(c, r, err)
 	}
-	resp := x.resp
-
-	copyResponseHeader(w.Header(), resp.Header)
-	if _, ok := resp.Header["Content-Type"]; !ok {
-		// Pass the absence on: no sniffed Content-Type.
-		w.Header()["Content-Type"] = nil
+	keep, complete, err := p.answer(c, r, pc, resp, start)
+	w.stop()
+	gone := w.isGone()
+	p.client.release(pc, complete && !resp.close && !gone)
+	if err != nil && gone {
+		err = errClientGone
 	}
-	w.WriteHeader(resp.StatusCode)
-	p.metrics.count(OutcomeForwarded, resp.StatusCode)
-	if r.Method == http.MethodHead {
-		x.release(true)
-		p.metrics.upstream.Observe(time.Since(start).Seconds())
-		return
-	}
-	err = copyBody(w, resp.Body)
-	x.release(err == nil)
-	p.metrics.upstream.Observe(time.Since(start).Seconds())
 	if err != nil {
-		p.logger.Info("response-body-failed", lager.Data{"host": r.URL.Host, "path": r.URL.Path, "error": err.Error()})
-		// The status is already sent: abort the connection so that the
-		// client sees a truncated response rather than a short complete one.
-		panic(http.ErrAbortHandler)
+		// Nothing was written: the body was cut short before it began.
+		p.metrics.upstream.Observe(time.Since(start).Seconds())
+		return p.upstreamFailed(c, r, err)
 	}
+	return keep
 }
 
-// copyBuffers hold the buffers bodies are copied through: metrics bodies are
-// tens of kilobytes, and a buffer per response would be garbage at once.
+// forwarded counts a forwarded response whose body has been read, before
+// its last bytes are written: a client that has the whole response sees it
+// counted.
+func (p *Proxy) forwarded(status int, start time.Time) {
+	p.metrics.upstream.Observe(time.Since(start).Seconds())
+	p.metrics.count(OutcomeForwarded, status)
+}
+
+// answer writes the upstream's response to the client: its status line and
+// header without hop-by-hop fields (the router's X-Cf-Routererror
+// included), framed for the client, then its body. keep reports whether
+// the client connection may carry another request, complete whether the
+// upstream's body was read to its end. err is an upstream failure before
+// anything was written, to answer with a 502.
+func (p *Proxy) answer(c *serverConn, r *request, pc *conn, resp *response, start time.Time) (keep, complete bool, err error) {
+	b := append(c.out[:0], "HTTP/1.1 "...)
+	b = append(b, resp.statusLine...)
+	b = append(b, "\r\n"...)
+	for _, f := range resp.fields {
+		if hopByHopField(f.name) || listedIn(resp.fields, f.name) || strings.EqualFold(f.name, "Content-Length") {
+			continue // the framing is the proxy's own, added below
+		}
+		b = appendCanonical(b, f.name)
+		b = append(b, ": "...)
+		b = append(b, f.value...)
+		b = append(b, "\r\n"...)
+	}
+	keep = !r.close
+	noBody := r.method == http.MethodHead || resp.status < 200 ||
+		resp.status == http.StatusNoContent || resp.status == http.StatusNotModified
+	chunked := false
+	switch {
+	case noBody:
+		if resp.contentLength >= 0 && resp.status >= 200 && resp.status != http.StatusNoContent {
+			b = appendContentLength(b, resp.contentLength)
+		}
+	case resp.contentLength >= 0:
+		b = appendContentLength(b, resp.contentLength)
+	case r.minor >= 1:
+		b = append(b, "Transfer-Encoding: chunked\r\n"...)
+		chunked = true
+	default:
+		// An HTTP/1.0 client: the body ends with the connection.
+		keep = false
+	}
+	b = c.appendConnection(b, r, keep)
+	keep = keep && !r.close
+	b = append(b, "\r\n"...)
+	defer func() { c.out = b[:0] }()
+	if noBody {
+		resp.bodyReader(pc.br, r.method) // settles resp.close for HEAD
+		p.forwarded(resp.status, start)
+		err := c.write(b)
+		return keep && err == nil, true, nil
+	}
+	body := resp.bodyReader(pc.br, r.method)
+	if resp.contentLength >= 0 && resp.contentLength <= smallBody {
+		n := len(b)
+		b = slices.Grow(b, int(resp.contentLength))[:n+int(resp.contentLength)]
+		if _, err := io.ReadFull(body, b[n:]); err != nil {
+			return false, false, fmt.Errorf("response body cut short: %w", err)
+		}
+		p.forwarded(resp.status, start)
+		err := c.write(b)
+		return keep && err == nil, true, nil
+	}
+	if err := c.write(b); err != nil {
+		p.forwarded(resp.status, start)
+		return false, false, nil
+	}
+	complete, err = c.copyBody(body, chunked)
+	p.forwarded(resp.status, start)
+	if err == nil && chunked {
+		err = c.write([]byte("0\r\n\r\n"))
+	}
+	if err != nil {
+		data := lager.Data{"host": r.url.Host, "path": r.url.Path, "error": err.Error()}
+		if c.watch().isGone() {
+			p.logger.Debug("client-gone", data)
+		} else {
+			p.logger.Info("response-body-failed", data)
+		}
+		// The status is already sent: close the connection, so that the
+		// client sees a truncated response rather than a short complete one.
+		return false, complete, nil
+	}
+	return keep, complete, nil
+}
+
+// appendContentLength appends a Content-Length field.
+func appendContentLength(b []byte, n int64) []byte {
+	b = append(b, "Content-Length: "...)
+	b = strconv.AppendInt(b, n, 10)
+	return append(b, "\r\n"...)
+}
+
+// copyBuffers hold the buffers bodies are streamed through.
 var copyBuffers = sync.Pool{New: func() any {
 	b := make([]byte, 32<<10)
 	return &b
 }}
 
-// writerOnly hides the ResponseWriter's ReadFrom, which for bodies over
-// 512 bytes writes the header in a packet of its own and then copies
-// through a fresh 32 KiB buffer.
-type writerOnly struct{ io.Writer }
-
-func copyBody(w io.Writer, body io.Reader) error {
+// copyBody streams body to the client, in chunked framing (without the
+// last chunk) when chunked. complete reports whether body was read to its
+// end.
+func (c *serverConn) copyBody(body io.Reader, chunked bool) (complete bool, err error) {
 	buf := copyBuffers.Get().(*[]byte)
 	defer copyBuffers.Put(buf)
-	_, err := io.CopyBuffer(writerOnly{w}, body, *buf)
-	return err
+	// Room before the data for a chunk header, and after it for its CRLF
+	// and the last chunk.
+	const before, after = 18, 7
+	data := (*buf)[before : len(*buf)-after]
+	for {
+		n, rerr := body.Read(data)
+		if n > 0 {
+			out := data[:n]
+			if chunked {
+				size := strconv.AppendInt(make([]byte, 0, 16), int64(n), 16)
+				start := before - len(size) - 2
+				copy((*buf)[start:], size)
+				copy((*buf)[before-2:], "\r\n")
+				out = append((*buf)[start:before+n], "\r\n"...)
+			}
+			if err := c.write(out); err != nil {
+				return false, err
+			}
+		}
+		if rerr == io.EOF {
+			return true, nil
+		}
+		if rerr != nil {
+			return false, rerr
+		}
+	}
 }
 
 // upstreamFailed answers 502 with the reason, unless the client has gone
 // away already (Prometheus' scrape_timeout fired), which is no failure of the
-// upstream's.
-func (p *Proxy) upstreamFailed(w http.ResponseWriter, r *http.Request, err error) {
-	data := lager.Data{"host": r.URL.Host, "path": r.URL.Path, "error": err.Error()}
-	if r.Context().Err() != nil {
+// upstream's. It reports whether the client connection may carry another
+// request.
+func (p *Proxy) upstreamFailed(c *serverConn, r *request, err error) bool {
+	data := lager.Data{"host": r.url.Host, "path": r.url.Path, "error": err.Error()}
+	if errors.Is(err, errClientGone) {
 		p.metrics.count(OutcomeClientGone, 499)
 		p.logger.Debug("client-gone", data)
-		return
+		return false
 	}
 	if errors.Is(err, context.DeadlineExceeded) {
 		err = fmt.Errorf("no complete answer within %s: %w", p.overall, err)
@@ -136,24 +244,8 @@ func (p *Proxy) upstreamFailed(w http.ResponseWriter, r *http.Request, err error
 	}
 	p.metrics.count(OutcomeUpstreamError, http.StatusBadGateway)
 	p.logger.Info("upstream-failed", data)
-	http.Error(w, "paas-proxy: upstream "+r.URL.Host+" failed: "+err.Error(), http.StatusBadGateway)
+	return c.writeText(r, http.StatusBadGateway, "paas-proxy: upstream "+r.url.Host+" failed: "+err.Error(), "") == nil && !r.close
 }
-
-// Scrape parameters and the headers the proxy alone sets, in canonical form.
-var (
-	headerAppInstance     = http.CanonicalHeaderKey(targets.HeaderAppInstance)
-	headerAppInstanceCopy = http.CanonicalHeaderKey(targets.HeaderAppInstanceCopy)
-)
-
-// headBuffers hold the request headers written upstream.
-var headBuffers = sync.Pool{New: func() any {
-	b := make([]byte, 0, 1024)
-	return &b
-}}
-
-// scrapeHeaders hold the headers targets.ScrapeParams.SetHeaders sets, on
-// their way into a request header.
-var scrapeHeaders = sync.Pool{New: func() any { return make(http.Header, 3) }}
 
 // defaultUserAgent is sent when the client sends no User-Agent, as
 // net/http's client does.
@@ -164,10 +256,10 @@ const defaultUserAgent = "Go-http-client/1.1"
 // host as Host, and the client's header without hop-by-hop fields and
 // without the fields the proxy alone sets: a client can never choose the
 // instance or the bearer token other than through the scrape parameters.
-func appendRequestHead(b []byte, r *http.Request, host, query string, params targets.ScrapeParams, hasParams bool) []byte {
-	b = append(b, r.Method...)
+func appendRequestHead(b []byte, r *request, host, query string, params targets.ScrapeParams, hasParams bool) []byte {
+	b = append(b, r.method...)
 	b = append(b, ' ')
-	if path := r.URL.EscapedPath(); path != "" {
+	if path := r.url.EscapedPath(); path != "" {
 		b = append(b, path...)
 	} else {
 		b = append(b, '/')
@@ -179,49 +271,42 @@ func appendRequestHead(b []byte, r *http.Request, host, query string, params tar
 	b = append(b, " HTTP/1.1\r\nHost: "...)
 	b = append(b, host...)
 	b = append(b, "\r\n"...)
-	userAgent := defaultUserAgent
-	if v, ok := r.Header["User-Agent"]; ok {
-		userAgent = ""
-		if len(v) > 0 {
-			userAgent = v[0]
-		}
+	if _, ok := headerValue(r.fields, "User-Agent"); !ok {
+		b = appendField(b, "User-Agent", defaultUserAgent)
 	}
-	if userAgent != "" {
-		b = appendField(b, "User-Agent", userAgent)
-	}
-	connection := r.Header["Connection"]
-	for k, vs := range r.Header {
-		ck := http.CanonicalHeaderKey(k)
-		if hopByHop(ck) || listed(connection, ck) {
+	for _, f := range r.fields {
+		if hopByHopField(f.name) || listedIn(r.fields, f.name) || proxySets(f.name) {
 			continue
 		}
-		switch ck {
-		case "Authorization", headerAppInstance, headerAppInstanceCopy,
-			"Host", "User-Agent", "Content-Length":
+		if strings.EqualFold(f.name, "User-Agent") && f.value == "" {
 			continue
 		}
-		for _, v := range vs {
-			b = appendField(b, ck, v)
-		}
+		b = appendField(b, f.name, f.value)
 	}
 	if hasParams {
-		h := scrapeHeaders.Get().(http.Header)
-		params.SetHeaders(h)
-		for k, vs := range h {
-			for _, v := range vs {
-				b = appendField(b, k, v)
-			}
-		}
-		clear(h)
-		scrapeHeaders.Put(h)
+		b = params.AppendHeader(b)
 	}
 	return append(b, "\r\n"...)
 }
 
-// appendField appends one header field, with any CR or LF of the value
-// turned into a space (as net/http's client does).
+// proxySets reports whether the proxy alone sets the field name upstream:
+// the scrape headers, Host, and the framing of the (empty) request body.
+func proxySets(name string) bool {
+	for _, k := range [...]string{"Authorization", targets.HeaderAppInstance, targets.HeaderAppInstanceCopy,
+		"Host", "Content-Length", "Transfer-Encoding", "Expect"} {
+		if strings.EqualFold(name, k) {
+			return true
+		}
+	}
+	return false
+}
+
+// appendField appends one header field, its name in canonical form.
+// Values come from parsed headers or validated parameters and hold no CR
+// or LF; any that did would be turned into a space, as net/http's client
+// does.
 func appendField(b []byte, k, v string) []byte {
-	b = append(b, k...)
+	b = appendCanonical(b, k)
 	b = append(b, ": "...)
 	for i := 0; i < len(v); i++ {
 		c := v[i]
@@ -233,38 +318,23 @@ func appendField(b []byte, k, v string) []byte {
 	return append(b, "\r\n"...)
 }
 
-// copyResponseHeader copies the upstream's response header, the router's
-// X-Cf-Routererror included, without hop-by-hop fields.
-func copyResponseHeader(dst, src http.Header) {
-	connection := src["Connection"]
-	for k, v := range src {
-		if hopByHop(k) || listed(connection, k) {
-			continue
+// hopByHopField reports whether a header field is a hop-by-hop field (RFC
+// 9110 section 7.6.1, plus the non-standard ones proxies still see).
+func hopByHopField(name string) bool {
+	for _, k := range [...]string{"Connection", "Proxy-Connection", "Keep-Alive", "Proxy-Authenticate",
+		"Proxy-Authorization", "Te", "Trailer", "Transfer-Encoding", "Upgrade"} {
+		if strings.EqualFold(name, k) {
+			return true
 		}
-		dst[k] = v
-	}
-}
-
-// hopByHop reports whether a canonical header name is a hop-by-hop field
-// (RFC 9110 section 7.6.1, plus the non-standard ones proxies still see).
-func hopByHop(k string) bool {
-	switch k {
-	case "Connection", "Proxy-Connection", "Keep-Alive", "Proxy-Authenticate",
-		"Proxy-Authorization", "Te", "Trailer", "Transfer-Encoding", "Upgrade":
-		return true
 	}
 	return false
 }
 
-// listed reports whether the Connection header values name k.
-func listed(connection []string, k string) bool {
-	for _, v := range connection {
-		for v != "" {
-			var token string
-			token, v, _ = strings.Cut(v, ",")
-			if strings.EqualFold(strings.TrimSpace(token), k) {
-				return true
-			}
+// listedIn reports whether a Connection field of fields names name.
+func listedIn(fields []field, name string) bool {
+	for _, f := range fields {
+		if strings.EqualFold(f.name, "Connection") && hasToken(f.value, name) {
+			return true
 		}
 	}
 	return false
@@ -282,11 +352,15 @@ func upstreamHost(hostport string) string {
 
 // splitQuery separates the scrape parameters from the others in a raw query.
 // query is the raw query without them, the others kept in their order and
-// encoding; scrape holds the decoded scrape parameters, nil when there are
-// none. Keys or values with control characters (%0d%0a and the like) or
-// malformed escapes are errors.
-func splitQuery(raw string) (query string, scrape url.Values, err error) {
+// encoding; scrape receives the decoded scrape parameters (its slices are
+// emptied first: an empty one means absent). Keys or values with control
+// characters (%0d%0a and the like) or malformed escapes are errors.
+func splitQuery(raw string, scrape url.Values) (query string, err error) {
+	for _, k := range [...]string{targets.ParamAppGUID, targets.ParamAppInstance, targets.ParamAppInstanceIndex} {
+		scrape[k] = scrape[k][:0]
+	}
 	var kept strings.Builder
+	found := false
 	for rest := raw; rest != ""; {
 		var field string
 		field, rest, _ = strings.Cut(rest, "&")
@@ -294,26 +368,24 @@ func splitQuery(raw string) (query string, scrape url.Values, err error) {
 			continue
 		}
 		if strings.Contains(field, ";") {
-			return "", nil, errors.New("semicolon in the query")
+			return "", errors.New("semicolon in the query")
 		}
 		rawKey, rawValue, _ := strings.Cut(field, "=")
 		key, err := url.QueryUnescape(rawKey)
 		if err != nil {
-			return "", nil, fmt.Errorf("malformed query: %w", err)
+			return "", fmt.Errorf("malformed query: %w", err)
 		}
 		value, err := url.QueryUnescape(rawValue)
 		if err != nil {
-			return "", nil, fmt.Errorf("malformed query parameter %q: %w", key, err)
+			return "", fmt.Errorf("malformed query parameter %q: %w", key, err)
 		}
 		if hasControl(key) || hasControl(value) {
-			return "", nil, fmt.Errorf("control character in query parameter %q", key)
+			return "", fmt.Errorf("control character in query parameter %q", key)
 		}
 		switch key {
 		case targets.ParamAppGUID, targets.ParamAppInstance, targets.ParamAppInstanceIndex:
-			if scrape == nil {
-				scrape = make(url.Values, 3)
-			}
 			scrape[key] = append(scrape[key], value)
+			found = true
 			continue
 		}
 		if kept.Len() > 0 {
@@ -321,10 +393,10 @@ func splitQuery(raw string) (query string, scrape url.Values, err error) {
 		}
 		kept.WriteString(field)
 	}
-	if scrape == nil {
-		return raw, nil, nil
+	if !found {
+		return raw, nil
 	}
-	return kept.String(), scrape, nil
+	return kept.String(), nil
 }
 
 // hasControl reports whether s holds an ASCII control character (CR, LF,

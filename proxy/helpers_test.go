@@ -1,20 +1,27 @@
 package proxy_test
 
 import (
+	"bufio"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
+	"fmt"
+	"io"
+	"maps"
 	"math/big"
+	"net"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"code.cloudfoundry.org/lager/v3"
+	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
@@ -101,15 +108,24 @@ func mustAllow(entries ...string) proxy.AllowList {
 	return allow
 }
 
+// logMu guards the log builders the proxies under test write to.
+var logMu sync.Mutex
+
 type syncWriter struct {
-	mu sync.Mutex
-	b  *strings.Builder
+	b *strings.Builder
 }
 
 func (w *syncWriter) Write(p []byte) (int, error) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
+	logMu.Lock()
+	defer logMu.Unlock()
 	return w.b.Write(p)
+}
+
+// logged returns what a proxy under test has logged to log so far.
+func logged(log *strings.Builder) string {
+	logMu.Lock()
+	defer logMu.Unlock()
+	return log.String()
 }
 
 // requestsTotal reads cf_app_discovery_proxy_requests_total{outcome, code}.
@@ -187,4 +203,73 @@ func makeCert(names ...string) (tls.Certificate, *x509.CertPool, error) {
 	pool := x509.NewCertPool()
 	pool.AddCert(leaf)
 	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key, Leaf: leaf}, pool, nil
+}
+
+// startProxy serves p on a loopback port, as paas-proxy does, until the
+// test ends, and returns the address.
+func startProxy(p *proxy.Proxy) string {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	Expect(err).NotTo(HaveOccurred())
+	server := p.Server()
+	served := make(chan error, 1)
+	go func() { served <- server.Serve(ln) }()
+	DeferCleanup(func() {
+		Expect(server.Close()).To(Succeed())
+		Expect(<-served).To(MatchError(proxy.ErrServerClosed))
+	})
+	return ln.Addr().String()
+}
+
+// send sends r to the proxy at addr on a new connection, with
+// r.RequestURI as the request target (absolute form for a scrape, as
+// Prometheus sends with proxy_url), and returns the response read back.
+func send(addr string, r *http.Request) *httptest.ResponseRecorder {
+	var b strings.Builder
+	b.WriteString(r.Method + " " + r.RequestURI + " HTTP/1.1\r\nHost: " + r.Host + "\r\n")
+	Expect(r.Header.Write(&b)).To(Succeed())
+	var body []byte
+	if r.Body != nil {
+		var err error
+		body, err = io.ReadAll(r.Body)
+		Expect(err).NotTo(HaveOccurred())
+	}
+	switch {
+	case len(r.TransferEncoding) > 0:
+		b.WriteString("Transfer-Encoding: chunked\r\n\r\n")
+		if len(body) > 0 {
+			fmt.Fprintf(&b, "%x\r\n%s\r\n", len(body), body)
+		}
+		b.WriteString("0\r\n\r\n")
+	case r.ContentLength > 0:
+		fmt.Fprintf(&b, "Content-Length: %d\r\n\r\n%s", len(body), body)
+	default:
+		b.WriteString("\r\n")
+	}
+	conn, err := net.Dial("tcp", addr)
+	Expect(err).NotTo(HaveOccurred())
+	defer conn.Close()
+	_, err = io.WriteString(conn, b.String())
+	Expect(err).NotTo(HaveOccurred())
+	return readResponse(conn, r.Method)
+}
+
+func readResponse(conn net.Conn, method string) *httptest.ResponseRecorder {
+	Expect(conn.SetReadDeadline(time.Now().Add(10 * time.Second))).To(Succeed())
+	resp, err := http.ReadResponse(bufio.NewReader(conn), &http.Request{Method: method})
+	Expect(err).NotTo(HaveOccurred())
+	defer resp.Body.Close()
+	w := httptest.NewRecorder()
+	maps.Copy(w.Header(), resp.Header)
+	w.WriteHeader(resp.StatusCode)
+	_, err = io.Copy(w, resp.Body)
+	Expect(err).NotTo(HaveOccurred())
+	return w
+}
+
+// newPlainUpstream serves h over plain http on loopback until the test
+// ends, and returns its address.
+func newPlainUpstream(h http.Handler) string {
+	server := httptest.NewServer(h)
+	DeferCleanup(server.Close)
+	return server.Listener.Addr().String()
 }

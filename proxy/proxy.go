@@ -89,16 +89,17 @@ func (t Timeouts) withDefaults() Timeouts {
 	return t
 }
 
-// Proxy is the paas-proxy handler. It serves absolute-form requests as
-// scrapes to forward, and origin-form GET /health and GET /metrics for
-// itself.
+// Proxy is paas-proxy. Served by its Server, it forwards absolute-form
+// requests as scrapes, and answers origin-form GET /health and GET /metrics
+// for itself.
 type Proxy struct {
 	allow   AllowList
 	client  *client
 	overall time.Duration
 	metrics *metrics
-	local   http.Handler
 	logger  lager.Logger
+	// metricsHandler serves GET /metrics; nil answers 404.
+	metricsHandler http.Handler
 }
 
 // ErrUpstreamScheme is returned by New for an upstream scheme other than
@@ -137,7 +138,7 @@ func New(o Options) (*Proxy, error) {
 		metrics: newMetrics(o.Registerer),
 		logger:  o.Logger,
 	}
-	p.local = p.localMux(o.Metrics)
+	p.metricsHandler = o.Metrics
 	return p, nil
 }
 
@@ -147,43 +148,46 @@ func (p *Proxy) CloseIdleConnections() {
 	p.client.closeIdle()
 }
 
-// ServeHTTP dispatches on the request's form: an absolute-form request is a
-// scrape to forward, an origin-form one is for the proxy itself. The two
-// cannot be confused: a proxied request is always in absolute form.
-func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+// serve answers one request on c: an absolute-form request is a scrape to
+// forward, an origin-form one is for the proxy itself. The two cannot be
+// confused: a proxied request is always in absolute form. It reports
+// whether the connection may carry another request.
+func (p *Proxy) serve(c *serverConn, r *request) bool {
 	switch {
-	case r.Method == http.MethodConnect:
+	case r.hasBody:
+		// Checked first, for every request: its body is never read, and
+		// the connection closes after the answer.
+		return p.reject(c, r, http.StatusBadRequest, OutcomeRejectedRequest, "paas-proxy reads no request body: a scrape has none")
+	case r.method == http.MethodConnect:
 		// Prometheus tunnels only https scrapes, whose query the proxy
 		// could not read; the scrape job must use scheme: http.
-		p.reject(w, r, http.StatusMethodNotAllowed, OutcomeRejectedMethod, "CONNECT is not supported: scrape with scheme: http")
-	case r.URL.IsAbs():
-		p.forward(w, r)
+		return p.reject(c, r, http.StatusMethodNotAllowed, OutcomeRejectedMethod, "CONNECT is not supported: scrape with scheme: http")
+	case r.url.IsAbs():
+		return p.forward(c, r)
 	default:
-		p.local.ServeHTTP(w, r)
+		return p.serveLocal(c, r)
 	}
 }
 
-func (p *Proxy) localMux(metricsHandler http.Handler) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		var h http.Handler
-		switch r.URL.Path {
-		case "/health":
-			h = http.HandlerFunc(health)
-		case "/metrics":
-			h = metricsHandler
-		}
-		switch {
-		case h == nil:
-			p.metrics.count(OutcomeNotFound, http.StatusNotFound)
-			p.logger.Debug("not-found", lager.Data{"method": r.Method, "path": r.URL.Path})
-			http.NotFound(w, r)
-		case r.Method != http.MethodGet && r.Method != http.MethodHead:
-			p.reject(w, r, http.StatusMethodNotAllowed, OutcomeRejectedMethod, "method "+r.Method+" is not allowed")
-		default:
-			p.metrics.count(OutcomeLocal, http.StatusOK)
-			h.ServeHTTP(w, r)
-		}
-	})
+// serveLocal answers GET /health and GET /metrics.
+func (p *Proxy) serveLocal(c *serverConn, r *request) bool {
+	var h http.Handler
+	switch r.url.Path {
+	case "/health":
+		h = http.HandlerFunc(health)
+	case "/metrics":
+		h = p.metricsHandler
+	}
+	switch {
+	case h == nil:
+		p.metrics.count(OutcomeNotFound, http.StatusNotFound)
+		p.logger.Debug("not-found", lager.Data{"method": r.method, "path": r.url.Path})
+		return c.writeText(r, http.StatusNotFound, "404 page not found", "") == nil && !r.close
+	case r.method != http.MethodGet && r.method != http.MethodHead:
+		return p.reject(c, r, http.StatusMethodNotAllowed, OutcomeRejectedMethod, "method "+r.method+" is not allowed")
+	}
+	p.metrics.count(OutcomeLocal, http.StatusOK)
+	return c.serveHandler(r, h) == nil && !r.close
 }
 
 func health(w http.ResponseWriter, _ *http.Request) {
@@ -193,17 +197,28 @@ func health(w http.ResponseWriter, _ *http.Request) {
 
 // reject answers status with reason as a plain-text body, counts it and logs
 // one line. Neither the query (which carries the app guid, the app's bearer
-// token) nor any header is logged.
-func (p *Proxy) reject(w http.ResponseWriter, r *http.Request, status int, outcome, reason string) {
+// token) nor any header is logged. It reports whether the connection may
+// carry another request.
+func (p *Proxy) reject(c *serverConn, r *request, status int, outcome, reason string) bool {
 	p.metrics.count(outcome, status)
-	p.logger.Info("rejected", lager.Data{
-		"outcome": outcome, "status": status, "reason": reason,
-		"method": r.Method, "host": r.URL.Host, "path": r.URL.Path,
-	})
-	if status == http.StatusMethodNotAllowed {
-		w.Header().Set("Allow", "GET, HEAD")
+	data := lager.Data{"outcome": outcome, "status": status, "reason": reason, "method": r.method}
+	if r.url != nil {
+		data["host"], data["path"] = r.url.Host, r.url.Path
 	}
-	http.Error(w, reason, status)
+	p.logger.Info("rejected", data)
+	extra := ""
+	if status == http.StatusMethodNotAllowed {
+		extra = "Allow: GET, HEAD\r\n"
+	}
+	return c.writeText(r, status, reason, extra) == nil && !r.close
+}
+
+// rejectUnread answers a request that could not be read (malformed, or a
+// header too long) and closes the connection.
+func (p *Proxy) rejectUnread(c *serverConn, e *requestError) {
+	p.metrics.count(OutcomeRejectedRequest, e.status)
+	p.logger.Info("rejected", lager.Data{"outcome": OutcomeRejectedRequest, "status": e.status, "reason": e.reason})
+	_ = c.writeText(nil, e.status, e.reason, "")
 }
 
 func checkHostPort(addr string) error {

@@ -83,9 +83,7 @@ var _ = Describe("A scrape through the shared contract", func() {
 		DeferCleanup(backend.Close)
 		p, _ := newProxy(proxy.Options{UpstreamScheme: "http", UpstreamAddr: backend.Listener.Addr().String()}, nil)
 		DeferCleanup(p.CloseIdleConnections)
-		front := httptest.NewServer(p)
-		DeferCleanup(front.Close)
-		client = proxyClient(front.URL)
+		client = proxyClient("http://" + startProxy(p))
 	})
 
 	It("reaches each instance of a rendered target file with its header and token", func() {

@@ -161,7 +161,6 @@ func (c *client) get(host string) (*conn, *hostPool) {
 // put returns a connection whose response has been read in full to its
 // pool, or closes it when the pool is full.
 func (c *client) put(pc *conn) {
-	_ = pc.SetDeadline(time.Time{})
 	pc.idleSince = time.Now()
 	c.mu.Lock()
 	p := pc.pool
@@ -253,55 +252,63 @@ func (c *client) dial(ctx context.Context, p *hostPool) (*conn, error) {
 	return pc, nil
 }
 
-// exchange is a response being read from an upstream connection.
-type exchange struct {
-	resp *http.Response
-	pc   *conn
-	stop func() bool // stops the cancellation of pc when ctx is done
-}
-
-// release ends the exchange: the connection goes back to the pool when its
-// response was read to the end and it may carry another, else it is closed.
-func (x *exchange) release(complete bool) {
-	cancelled := !x.stop()
-	if complete && !cancelled && !x.resp.Close {
-		x.pc.pool.owner.put(x.pc)
+// release ends an exchange on pc: the connection goes back to the pool when
+// its response was read to the end and it may carry another, else it is
+// closed. Bytes already received past the response (an upstream that sent
+// more than it framed) would be read as the next scrape's answer: such a
+// connection is closed too.
+func (c *client) release(pc *conn, reusable bool) {
+	if reusable && pc.br.Buffered() == 0 {
+		c.put(pc)
 		return
 	}
-	_ = x.pc.Close()
+	_ = pc.Close()
 }
 
 // roundTrip sends head (a GET or HEAD request header, ending in an empty
-// line) to host and reads the response header. The response body is read
-// from x.resp.Body by the caller, who then calls x.release. deadline bounds
-// the whole exchange; ctx cancels it at once when done.
-func (c *client) roundTrip(ctx context.Context, method, host string, head []byte, deadline time.Time) (*exchange, error) {
-	if err := ctx.Err(); err != nil {
-		return nil, err
-	}
+// line) to host and reads the response header into resp. The caller reads
+// the body from the returned connection (resp.bodyReader) and then calls
+// release. deadline bounds the whole exchange; w aborts it at once when the
+// client hangs up.
+func (c *client) roundTrip(w *clientWatch, method, host string, head []byte, deadline time.Time, resp *response) (*conn, error) {
 	pc, p := c.get(host)
 	for attempt := 0; ; attempt++ {
 		reused := pc != nil
 		if !reused {
-			dctx, cancel := context.WithDeadline(ctx, deadline)
+			ctx, cancel := context.WithDeadline(context.Background(), deadline)
+			if !w.attach(nil, cancel) {
+				cancel()
+				return nil, errClientGone
+			}
 			var err error
-			pc, err = c.dial(dctx, p)
+			pc, err = c.dial(ctx, p)
 			cancel()
 			if err != nil {
-				if ctx.Err() == nil && dctx.Err() != nil && time.Now().After(deadline) {
+				if w.isGone() {
+					return nil, errClientGone
+				}
+				if ctx.Err() != nil && time.Now().After(deadline) {
 					err = fmt.Errorf("%w (%v)", context.DeadlineExceeded, err)
 				}
 				return nil, err
 			}
 		}
-		x, err := c.send(ctx, pc, method, head, deadline)
+		if !w.attach(pc, nil) {
+			_ = pc.Close()
+			return nil, errClientGone
+		}
+		err := c.send(w, pc, method, head, deadline, resp)
 		if err == nil {
-			return x, nil
+			return pc, nil
+		}
+		_ = pc.Close()
+		if w.isGone() {
+			return nil, errClientGone
 		}
 		// A pooled connection the upstream closed while it was idle fails
 		// before any byte of a response: try once more on a new one (GET and
 		// HEAD are idempotent).
-		if reused && attempt == 0 && errors.Is(err, errStale) && ctx.Err() == nil {
+		if reused && attempt == 0 && errors.Is(err, errStale) {
 			pc = nil
 			continue
 		}
@@ -319,77 +326,57 @@ func (e staleError) Error() string        { return e.err.Error() }
 func (e staleError) Unwrap() []error      { return []error{e.err, errStale} }
 func (e staleError) Is(target error) bool { return target == errStale }
 
-// getRequest and headRequest tell http.ReadResponse which method its
-// response answers (a HEAD response has no body); it reads nothing else.
-var (
-	getRequest  = &http.Request{Method: http.MethodGet}
-	headRequest = &http.Request{Method: http.MethodHead}
-)
-
-func (c *client) send(ctx context.Context, pc *conn, method string, head []byte, deadline time.Time) (*exchange, error) {
-	stop := context.AfterFunc(ctx, func() {
-		// Unblocks a write or read in progress; the connection is then
-		// closed rather than reused.
-		_ = pc.SetDeadline(time.Unix(1, 0))
-	})
-	fail := func(err error) (*exchange, error) {
-		cancelled := !stop()
-		_ = pc.Close()
-		if cancelled {
-			if cerr := ctx.Err(); cerr != nil {
-				return nil, cerr
-			}
-		}
-		var ne net.Error
-		if errors.As(err, &ne) && ne.Timeout() {
-			if !time.Now().Before(deadline) {
-				return nil, fmt.Errorf("%w (%v)", context.DeadlineExceeded, err)
-			}
-			if errors.Is(err, errStale) {
-				return nil, errHeaderTimeout
-			}
-		}
-		return nil, err
-	}
-	_ = pc.SetWriteDeadline(deadline)
-	if _, err := pc.Write(head); err != nil {
-		return fail(staleError{err})
-	}
+// send writes head on pc and reads the response header into resp. On
+// failure the caller closes pc.
+func (c *client) send(w *clientWatch, pc *conn, method string, head []byte, deadline time.Time, resp *response) error {
 	headerDeadline := time.Now().Add(c.headerTimeout)
 	if deadline.Before(headerDeadline) {
 		headerDeadline = deadline
 	}
-	_ = pc.SetReadDeadline(headerDeadline)
+	// One deadline for sending the request and receiving the response
+	// header, the common case's only one.
+	if !w.setDeadline(pc, headerDeadline, true) {
+		return errClientGone
+	}
+	fail := func(err error) error {
+		var ne net.Error
+		if errors.As(err, &ne) && ne.Timeout() {
+			if !time.Now().Before(deadline) {
+				return fmt.Errorf("%w (%v)", context.DeadlineExceeded, err)
+			}
+			return errHeaderTimeout
+		}
+		return err
+	}
+	if _, err := pc.Write(head); err != nil {
+		return fail(staleError{err})
+	}
 	pc.budget = maxResponseHeaderBytes
 	if _, err := pc.br.Peek(1); err != nil {
 		return fail(staleError{err})
 	}
-	req := getRequest
-	if method == http.MethodHead {
-		req = headRequest
-	}
-	var resp *http.Response
 	for {
-		var err error
-		resp, err = http.ReadResponse(pc.br, req)
-		if err != nil {
-			var ne net.Error
-			if errors.As(err, &ne) && ne.Timeout() && time.Now().Before(deadline) {
-				err = errHeaderTimeout
-			}
+		if err := readResponse(pc.br, resp); err != nil {
 			return fail(err)
 		}
+		if resp.status == http.StatusSwitchingProtocols {
+			// The request asked for no upgrade (Upgrade is hop-by-hop).
+			return errors.New("the upstream switched protocols unasked")
+		}
 		// Skip informational responses (103 Early Hints and the like).
-		if resp.StatusCode >= 200 || resp.StatusCode == http.StatusSwitchingProtocols {
+		if resp.status >= 200 {
 			break
 		}
 	}
 	pc.budget = -1
-	_ = pc.SetReadDeadline(deadline)
-	if resp.StatusCode == http.StatusSwitchingProtocols {
-		resp.Close = true
+	if method != http.MethodHead && resp.status != http.StatusNoContent && resp.status != http.StatusNotModified &&
+		(resp.contentLength < 0 || int64(pc.br.Buffered()) < resp.contentLength) {
+		// Some of the body is still to come.
+		if !w.setDeadline(pc, deadline, false) {
+			return errClientGone
+		}
 	}
-	return &exchange{resp: resp, pc: pc, stop: stop}, nil
+	return nil
 }
 
 // splitHostPort splits a URL host into its name (without IPv6 brackets) and

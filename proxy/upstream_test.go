@@ -1,7 +1,7 @@
 package proxy_test
 
 import (
-	"context"
+	"bufio"
 	"crypto/tls"
 	"crypto/x509"
 	"io"
@@ -64,9 +64,7 @@ var _ = Describe("Upstream", func() {
 	}
 
 	serve := func(p *proxy.Proxy, r *http.Request) *httptest.ResponseRecorder {
-		w := httptest.NewRecorder()
-		p.ServeHTTP(w, r)
-		return w
+		return send(startProxy(p), r)
 	}
 
 	It("speaks verified https to the scrape URL's host name, dialled to UPSTREAM_ADDR", func() {
@@ -87,7 +85,7 @@ var _ = Describe("Upstream", func() {
 		Expect(w.Body.String()).To(ContainSubstring("certificate"))
 		Expect(fake.requests()).To(BeEmpty())
 		Expect(requestsTotal(reg, proxy.OutcomeUpstreamError, "5xx")).To(Equal(1.0))
-		Expect(log.String()).To(ContainSubstring("upstream-failed"))
+		Expect(logged(log)).To(ContainSubstring("upstream-failed"))
 	})
 
 	It("answers 502 when the certificate does not name the host", func() {
@@ -109,7 +107,7 @@ var _ = Describe("Upstream", func() {
 		Expect(w.Body.String()).To(And(ContainSubstring("upstream my-app.example.com failed"), ContainSubstring("connection refused")))
 		Expect(requestsTotal(reg, proxy.OutcomeUpstreamError, "5xx")).To(Equal(1.0))
 		Expect(upstreamObservations(reg)).To(Equal(uint64(1)))
-		Expect(log.String()).NotTo(ContainSubstring(appGUID), "the bearer token is never logged")
+		Expect(logged(log)).NotTo(ContainSubstring(appGUID), "the bearer token is never logged")
 	})
 
 	It("answers 502 when the upstream sends no response header in time", func() {
@@ -122,14 +120,68 @@ var _ = Describe("Upstream", func() {
 		Expect(w.Body.String()).To(ContainSubstring("timeout awaiting response headers"))
 	})
 
-	It("writes nothing and counts the client as gone when it went away first", func() {
+	It("aborts the upstream exchange and counts the client as gone when it hangs up first", func() {
+		aborted := make(chan struct{})
+		fake.respond = func(_ http.ResponseWriter, r *http.Request) {
+			<-r.Context().Done() // the proxy closed the upstream connection
+			close(aborted)
+		}
 		p, reg := httpsProxy(trusted(), proxy.Timeouts{})
-		ctx, cancel := context.WithCancel(context.Background())
-		cancel()
-		w := serve(p, httptest.NewRequest("GET", scrape, nil).WithContext(ctx))
-		Expect(w.Body.String()).To(BeEmpty())
-		Expect(requestsTotal(reg, proxy.OutcomeClientGone, "4xx")).To(Equal(1.0))
+		conn, err := net.Dial("tcp", startProxy(p))
+		Expect(err).NotTo(HaveOccurred())
+		Expect(httptest.NewRequest("GET", scrape, nil).WriteProxy(conn)).To(Succeed())
+		Eventually(fake.requests).Should(HaveLen(1))
+		Expect(conn.Close()).To(Succeed()) // Prometheus' scrape_timeout
+
+		Eventually(aborted).Should(BeClosed())
+		Eventually(func() float64 { return requestsTotal(reg, proxy.OutcomeClientGone, "4xx") }).Should(Equal(1.0))
 		Expect(requestsTotal(reg, proxy.OutcomeUpstreamError, "5xx")).To(BeZero())
+		Expect(logged(log)).NotTo(ContainSubstring("upstream-failed"))
+	})
+
+	It("counts a hang-up while the body is awaited as the client's, not the upstream's", func() {
+		aborted := make(chan struct{})
+		fake.respond = func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("Content-Length", "100")
+			w.WriteHeader(http.StatusOK)
+			w.(http.Flusher).Flush()
+			<-r.Context().Done()
+			close(aborted)
+		}
+		p, reg := httpsProxy(trusted(), proxy.Timeouts{})
+		conn, err := net.Dial("tcp", startProxy(p))
+		Expect(err).NotTo(HaveOccurred())
+		Expect(httptest.NewRequest("GET", scrape, nil).WriteProxy(conn)).To(Succeed())
+		Eventually(fake.requests).Should(HaveLen(1))
+		Expect(conn.Close()).To(Succeed())
+
+		Eventually(aborted).Should(BeClosed())
+		Eventually(func() float64 { return requestsTotal(reg, proxy.OutcomeClientGone, "4xx") }).Should(Equal(1.0))
+		Expect(requestsTotal(reg, proxy.OutcomeUpstreamError, "5xx")).To(BeZero())
+	})
+
+	It("keeps waiting for a slow upstream while the client is still there", func() {
+		fake.respond = func(w http.ResponseWriter, _ *http.Request) {
+			time.Sleep(300 * time.Millisecond) // past the proxy's client watch delay
+			_, _ = io.WriteString(w, "up 1\n")
+		}
+		p, reg := httpsProxy(trusted(), proxy.Timeouts{})
+		addr := startProxy(p)
+		conn, err := net.Dial("tcp", addr)
+		Expect(err).NotTo(HaveOccurred())
+		defer conn.Close()
+		br := bufio.NewReader(conn)
+		for range 2 { // the same client connection, watched twice
+			Expect(httptest.NewRequest("GET", scrape, nil).WriteProxy(conn)).To(Succeed())
+			resp, err := http.ReadResponse(br, nil)
+			Expect(err).NotTo(HaveOccurred())
+			body, err := io.ReadAll(resp.Body)
+			Expect(err).NotTo(HaveOccurred())
+			Expect(resp.StatusCode).To(Equal(http.StatusOK))
+			Expect(string(body)).To(Equal("up 1\n"))
+		}
+		Expect(requestsTotal(reg, proxy.OutcomeForwarded, "2xx")).To(Equal(2.0))
+		Expect(newConns.Load()).To(Equal(int64(1)), "the upstream connection was reused")
 	})
 
 	It("passes the router's answer back as it is, X-Cf-Routererror included", func() {
@@ -159,9 +211,7 @@ var _ = Describe("Upstream", func() {
 			}
 		}
 		p, _ := httpsProxy(trusted(), proxy.Timeouts{})
-		front := httptest.NewServer(p)
-		DeferCleanup(front.Close)
-		client := proxyClient(front.URL)
+		client := proxyClient("http://" + startProxy(p))
 		for _, query := range []string{"", "&chunked=1"} {
 			resp, err := client.Get(scrape + query)
 			Expect(err).NotTo(HaveOccurred())
@@ -181,9 +231,7 @@ var _ = Describe("Upstream", func() {
 
 	It("reuses one upstream connection for sequential scrapes", func() {
 		p, _ := httpsProxy(trusted(), proxy.Timeouts{})
-		front := httptest.NewServer(p)
-		DeferCleanup(front.Close)
-		client := proxyClient(front.URL)
+		client := proxyClient("http://" + startProxy(p))
 
 		for i := range 5 {
 			for _, method := range []string{"GET", "HEAD"} {

@@ -8,7 +8,6 @@ import (
 	"errors"
 	"fmt"
 	"net"
-	"net/http"
 	"os"
 	"os/signal"
 	"syscall"
@@ -77,7 +76,7 @@ func run() int {
 	if err := server.Shutdown(shutdownCtx); err != nil {
 		logger.Error("shutdown", err)
 	}
-	if err := <-served; err != nil && !errors.Is(err, http.ErrServerClosed) {
+	if err := <-served; err != nil && !errors.Is(err, proxy.ErrServerClosed) {
 		logger.Error("serve", err)
 	}
 	logger.Info("stopped")
