@@ -6,8 +6,10 @@
 #
 # Usage (from the repository root): proxy/bench/bench-proxy.sh
 # Environment: BENCH_DURATION (10s), BENCH_THREADS (2), BENCH_CONNECTIONS (32),
-# BENCH_WARMUP (2s), BENCH_BODY_BYTES (0: a ~250-byte metrics body), GO (go), PAAS_PROXY_ENV (extra NAME=value words for
-# paas-proxy only, e.g. GOMAXPROCS=1, for tuning experiments).
+# BENCH_WARMUP (2s), BENCH_BODY_BYTES (0: a ~250-byte metrics body),
+# BENCH_ROUNDS (3: nginx and paas-proxy alternate, medians compared), GO (go),
+# PAAS_PROXY_ENV (extra NAME=value words for paas-proxy only, e.g.
+# GOMAXPROCS=1, for tuning experiments).
 set -euo pipefail
 
 DURATION=${BENCH_DURATION:-10s}
@@ -15,6 +17,7 @@ THREADS=${BENCH_THREADS:-2}
 CONNECTIONS=${BENCH_CONNECTIONS:-32}
 WARMUP=${BENCH_WARMUP:-2s}
 BODY_BYTES=${BENCH_BODY_BYTES:-0}
+ROUNDS=${BENCH_ROUNDS:-3}
 GO=${GO:-go}
 PAAS_PROXY_ENV=${PAAS_PROXY_ENV:-}
 HOST=my-app.bench.local
@@ -180,15 +183,29 @@ run() {
 		'BEGIN { printf "%.1f %.1f", t / hz / n * 1e6, u / hz / n * 1e6 }')"
 }
 
-echo "wrk: $THREADS threads, $CONNECTIONS connections, $DURATION each (after a $WARMUP warm-up), body $BODY_BYTES bytes (0: small)"
-nginx_result=$(run nginx "$nginx_port" "$nginx_pid")
-proxy_result=$(run paas-proxy "$proxy_port" "$proxy_pid")
+echo "wrk: $THREADS threads, $CONNECTIONS connections, $DURATION each (after a $WARMUP warm-up), body $BODY_BYTES bytes (0: small), $ROUNDS rounds"
+# Alternate the two, round after round, and compare the medians: a busy
+# moment of the machine then spoils one round rather than one side.
+results=()
+for round in $(seq "$ROUNDS"); do
+	results+=("$(run nginx "$nginx_port" "$nginx_pid") $round")
+	results+=("$(run paas-proxy "$proxy_port" "$proxy_pid") $round")
+done
 
-read -r _ nginx_rps nginx_p99 nginx_cpu nginx_up <<<"$nginx_result"
-read -r _ proxy_rps proxy_p99 proxy_cpu proxy_up <<<"$proxy_result"
 echo
-printf "%-12s %12s %10s %22s %25s\n" "proxy" "requests/s" "p99 ms" "proxy CPU us/request" "upstream CPU us/request"
-printf "%-12s %12.0f %10.3f %22.1f %25.1f\n" nginx "$nginx_rps" "$nginx_p99" "$nginx_cpu" "$nginx_up"
-printf "%-12s %12.0f %10.3f %22.1f %25.1f\n" paas-proxy "$proxy_rps" "$proxy_p99" "$proxy_cpu" "$proxy_up"
-awk -v p="$proxy_rps" -v n="$nginx_rps" -v pp="$proxy_p99" -v np="$nginx_p99" 'BEGIN {
-	printf "paas-proxy/nginx throughput: %.2fx; p99 difference: %+.3f ms\n", p / n, pp - np }'
+printf "%-12s %6s %12s %10s %22s %25s\n" "proxy" "round" "requests/s" "p99 ms" "proxy CPU us/request" "upstream CPU us/request"
+for r in "${results[@]}"; do
+	read -r name rps p99 cpu up round <<<"$r"
+	printf "%-12s %6s %12.0f %10.3f %22.1f %25.1f\n" "$name" "$round" "$rps" "$p99" "$cpu" "$up"
+done
+# median NAME FIELD: the median over the rounds of NAME's field (2: requests/s,
+# 3: p99, 4: proxy CPU, 5: upstream CPU).
+median() {
+	printf "%s\n" "${results[@]}" | awk -v n="$1" -v f="$2" '$1 == n { print $f }' | sort -g |
+		awk '{ v[NR] = $1 } END { print (NR % 2 ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2) }'
+}
+for name in nginx paas-proxy; do
+	printf "%-12s %6s %12.0f %10.3f %22.1f %25.1f\n" "$name" median "$(median "$name" 2)" "$(median "$name" 3)" "$(median "$name" 4)" "$(median "$name" 5)"
+done
+awk -v p="$(median paas-proxy 2)" -v n="$(median nginx 2)" -v pp="$(median paas-proxy 3)" -v np="$(median nginx 3)" 'BEGIN {
+	printf "paas-proxy/nginx throughput (medians): %.2fx; p99 difference: %+.3f ms\n", p / n, pp - np }'
