@@ -120,45 +120,33 @@ var _ = Describe("Upstream", func() {
 		Expect(w.Body.String()).To(ContainSubstring("timeout awaiting response headers"))
 	})
 
-	It("aborts the upstream exchange and counts the client as gone when it hangs up first", func() {
-		aborted := make(chan struct{})
-		fake.respond = func(_ http.ResponseWriter, r *http.Request) {
-			<-r.Context().Done() // the proxy closed the upstream connection
-			close(aborted)
-		}
-		p, reg := httpsProxy(trusted(), proxy.Timeouts{})
-		conn, err := net.Dial("tcp", startProxy(p))
-		Expect(err).NotTo(HaveOccurred())
-		Expect(httptest.NewRequest("GET", scrape, nil).WriteProxy(conn)).To(Succeed())
-		Eventually(fake.requests).Should(HaveLen(1))
-		Expect(conn.Close()).To(Succeed()) // Prometheus' scrape_timeout
+	DescribeTable("a client hang-up aborts the upstream exchange, counted as the client's, not the upstream's",
+		func(headerFirst bool) {
+			aborted := make(chan struct{})
+			fake.respond = func(w http.ResponseWriter, r *http.Request) {
+				if headerFirst {
+					w.Header().Set("Content-Length", "100")
+					w.WriteHeader(http.StatusOK)
+					w.(http.Flusher).Flush()
+				}
+				<-r.Context().Done() // the proxy closed the upstream connection
+				close(aborted)
+			}
+			p, reg := httpsProxy(trusted(), proxy.Timeouts{})
+			conn, err := net.Dial("tcp", startProxy(p))
+			Expect(err).NotTo(HaveOccurred())
+			Expect(httptest.NewRequest("GET", scrape, nil).WriteProxy(conn)).To(Succeed())
+			Eventually(fake.requests).Should(HaveLen(1))
+			Expect(conn.Close()).To(Succeed()) // Prometheus' scrape_timeout
 
-		Eventually(aborted).Should(BeClosed())
-		Eventually(func() float64 { return requestsTotal(reg, proxy.OutcomeClientGone, "4xx") }).Should(Equal(1.0))
-		Expect(requestsTotal(reg, proxy.OutcomeUpstreamError, "5xx")).To(BeZero())
-		Expect(logged(log)).NotTo(ContainSubstring("upstream-failed"))
-	})
-
-	It("counts a hang-up while the body is awaited as the client's, not the upstream's", func() {
-		aborted := make(chan struct{})
-		fake.respond = func(w http.ResponseWriter, r *http.Request) {
-			w.Header().Set("Content-Length", "100")
-			w.WriteHeader(http.StatusOK)
-			w.(http.Flusher).Flush()
-			<-r.Context().Done()
-			close(aborted)
-		}
-		p, reg := httpsProxy(trusted(), proxy.Timeouts{})
-		conn, err := net.Dial("tcp", startProxy(p))
-		Expect(err).NotTo(HaveOccurred())
-		Expect(httptest.NewRequest("GET", scrape, nil).WriteProxy(conn)).To(Succeed())
-		Eventually(fake.requests).Should(HaveLen(1))
-		Expect(conn.Close()).To(Succeed())
-
-		Eventually(aborted).Should(BeClosed())
-		Eventually(func() float64 { return requestsTotal(reg, proxy.OutcomeClientGone, "4xx") }).Should(Equal(1.0))
-		Expect(requestsTotal(reg, proxy.OutcomeUpstreamError, "5xx")).To(BeZero())
-	})
+			Eventually(aborted).Should(BeClosed())
+			Eventually(func() float64 { return requestsTotal(reg, proxy.OutcomeClientGone, "4xx") }).Should(Equal(1.0))
+			Expect(requestsTotal(reg, proxy.OutcomeUpstreamError, "5xx")).To(BeZero())
+			Expect(logged(log)).NotTo(ContainSubstring("upstream-failed"))
+		},
+		Entry("before the response header", false),
+		Entry("while the body is awaited", true),
+	)
 
 	It("keeps waiting for a slow upstream while the client is still there", func() {
 		fake.respond = func(w http.ResponseWriter, _ *http.Request) {
