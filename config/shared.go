@@ -2,6 +2,8 @@ package config
 
 import (
 	"time"
+
+	"github.com/alphagov/cf-app-discovery/targets"
 )
 
 // CF is how to reach the Cloud Foundry API.
@@ -39,21 +41,6 @@ func (e *Env) CF() CF {
 	return c
 }
 
-// Store says where target files and binding records live: an S3 bucket, or
-// a local directory when Path is set.
-type Store struct {
-	Bucket   string
-	Region   string
-	Endpoint string
-	Path     string
-	// AccessKeyID, SecretAccessKey and SessionToken are S3 credentials
-	// given in the environment or in VCAP_SERVICES; empty means the AWS
-	// SDK's usual sources (instance role, shared files).
-	AccessKeyID     string
-	SecretAccessKey string
-	SessionToken    string
-}
-
 // noTargetsPath is the TARGETS_PATH the Ruby service's manifest set next
 // to its bucket: it means no directory.
 const noTargetsPath = "none"
@@ -62,8 +49,8 @@ const noTargetsPath = "none"
 // credential variables (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY,
 // AWS_SESSION_TOKEN), or TARGETS_PATH. Like every setting, the credentials
 // may come from VCAP_SERVICES, which the AWS SDK itself does not read.
-func (e *Env) Store() Store {
-	s := Store{
+func (e *Env) Store() targets.StoreConfig {
+	s := targets.StoreConfig{
 		Bucket:          e.String("BUCKET_NAME", ""),
 		Region:          e.String("AWS_REGION", ""),
 		Endpoint:        e.URL("S3_ENDPOINT", false),

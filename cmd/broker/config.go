@@ -3,6 +3,7 @@ package main
 import (
 	"github.com/alphagov/cf-app-discovery/broker"
 	"github.com/alphagov/cf-app-discovery/config"
+	"github.com/alphagov/cf-app-discovery/targets"
 )
 
 // settings is the broker's configuration (README, "Configuration").
@@ -12,7 +13,7 @@ type settings struct {
 	Credentials broker.Credentials
 	Catalog     config.Catalog
 	CF          config.CF
-	Store       config.Store
+	Store       targets.StoreConfig
 	PaaSDomain  string
 }
 

@@ -34,7 +34,7 @@ func run() int {
 	defer stop()
 
 	reg := config.Registry()
-	store, err := targets.OpenStore(ctx, targets.StoreConfig(s.Store), reg)
+	store, err := targets.OpenStore(ctx, s.Store, reg)
 	if err != nil {
 		logger.Error("open-store", err)
 		return 1

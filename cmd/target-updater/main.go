@@ -92,7 +92,7 @@ func run(once bool) int {
 }
 
 func newReconciler(ctx context.Context, s settings, reg prometheus.Registerer, logger lager.Logger) (*targets.Reconciler, error) {
-	store, err := targets.OpenStore(ctx, targets.StoreConfig(s.Store), reg)
+	store, err := targets.OpenStore(ctx, s.Store, reg)
 	if err != nil {
 		return nil, err
 	}
