@@ -88,9 +88,7 @@ var _ = Describe("Bind", func() {
 	Context("when the app was bound while stopped and has started since", func() {
 		BeforeEach(func() {
 			h.serve()
-			stopped := startedApp()
-			stopped.State = "STOPPED"
-			h.cf.setApp(stopped)
+			h.cf.setApp(startedAppIn("STOPPED"))
 			Expect(h.bind(binding2ID, appGUID).status).To(Equal(http.StatusCreated))
 			Expect(h.files()).To(ContainElement("inactive/" + appGUID + ".json"))
 			h.cf.setApp(startedApp())
@@ -106,9 +104,7 @@ var _ = Describe("Bind", func() {
 		BeforeEach(func() {
 			h.serve()
 			Expect(h.bind(binding2ID, appGUID).status).To(Equal(http.StatusCreated))
-			stopped := startedApp()
-			stopped.State = "STOPPED"
-			h.cf.setApp(stopped)
+			h.cf.setApp(startedAppIn("STOPPED"))
 		})
 
 		It("moves the file to inactive/, never leaving both", func() {
@@ -305,9 +301,7 @@ var _ = Describe("Bind", func() {
 		BeforeEach(func() {
 			h.serve()
 			Expect(h.bind(binding2ID, appGUID).status).To(Equal(http.StatusCreated))
-			stopped := startedApp()
-			stopped.State = "STOPPED"
-			h.cf.setApp(stopped)
+			h.cf.setApp(startedAppIn("STOPPED"))
 			h.store.setFail(func(op, key string) bool { return op == "DELETE" && strings.HasPrefix(key, "active/") })
 		})
 

@@ -44,6 +44,13 @@ func startedApp() targets.App {
 		Routes: []targets.Route{{Host: "my-app", Domain: "apps.example.com", Protocol: "http1"}}}
 }
 
+// startedAppIn is startedApp, in another state.
+func startedAppIn(state string) targets.App {
+	a := startedApp()
+	a.State = state
+	return a
+}
+
 func stoppedApp() targets.App {
 	return targets.App{GUID: app2GUID, Name: "stopped-app", State: "STOPPED", Instances: 1, Org: "o", Space: "s"}
 }
