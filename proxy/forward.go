@@ -110,7 +110,7 @@ func (p *Proxy) answer(c *serverConn, r *request, pc *conn, resp *response, star
 	b = append(b, resp.statusLine...)
 	b = append(b, "\r\n"...)
 	for _, f := range resp.fields {
-		if hopByHopField(f.name) || listedIn(resp.fields, f.name) || strings.EqualFold(f.name, "Content-Length") {
+		if hopByHopField(f.name) || listedIn(resp.fields, f.name) || equalFold(f.name, "Content-Length") {
 			continue // the framing is the proxy's own, added below
 		}
 		b = appendCanonical(b, f.name)
@@ -278,7 +278,7 @@ func appendRequestHead(b []byte, r *request, host, query string, params targets.
 		if hopByHopField(f.name) || listedIn(r.fields, f.name) || proxySets(f.name) {
 			continue
 		}
-		if strings.EqualFold(f.name, "User-Agent") && f.value == "" {
+		if equalFold(f.name, "User-Agent") && f.value == "" {
 			continue
 		}
 		b = appendField(b, f.name, f.value)
@@ -294,7 +294,7 @@ func appendRequestHead(b []byte, r *request, host, query string, params targets.
 func proxySets(name string) bool {
 	for _, k := range [...]string{"Authorization", targets.HeaderAppInstance, targets.HeaderAppInstanceCopy,
 		"Host", "Content-Length", "Transfer-Encoding", "Expect"} {
-		if strings.EqualFold(name, k) {
+		if equalFold(name, k) {
 			return true
 		}
 	}
@@ -323,7 +323,7 @@ func appendField(b []byte, k, v string) []byte {
 func hopByHopField(name string) bool {
 	for _, k := range [...]string{"Connection", "Proxy-Connection", "Keep-Alive", "Proxy-Authenticate",
 		"Proxy-Authorization", "Te", "Trailer", "Transfer-Encoding", "Upgrade"} {
-		if strings.EqualFold(name, k) {
+		if equalFold(name, k) {
 			return true
 		}
 	}
@@ -333,7 +333,7 @@ func hopByHopField(name string) bool {
 // listedIn reports whether a Connection field of fields names name.
 func listedIn(fields []field, name string) bool {
 	for _, f := range fields {
-		if strings.EqualFold(f.name, "Connection") && hasToken(f.value, name) {
+		if equalFold(f.name, "Connection") && hasToken(f.value, name) {
 			return true
 		}
 	}

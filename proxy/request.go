@@ -77,16 +77,16 @@ func readRequest(br *bufio.Reader, r *request) error {
 		}
 		r.fields = append(r.fields, f)
 		switch {
-		case strings.EqualFold(f.name, "Host"):
+		case equalFold(f.name, "Host"):
 			hosts++
 			r.host = f.value
-		case strings.EqualFold(f.name, "Content-Length"):
+		case equalFold(f.name, "Content-Length"):
 			if f.value != "0" {
 				r.hasBody = true
 			}
-		case strings.EqualFold(f.name, "Transfer-Encoding"):
+		case equalFold(f.name, "Transfer-Encoding"):
 			r.hasBody = true
-		case strings.EqualFold(f.name, "Connection"):
+		case equalFold(f.name, "Connection"):
 			if hasToken(f.value, "close") {
 				r.close = true
 			} else if r.minor == 0 && hasToken(f.value, "keep-alive") {
@@ -203,7 +203,7 @@ func hasControlOrSpace(s string) bool {
 // headerValue returns the value of the first field named name.
 func headerValue(fields []field, name string) (string, bool) {
 	for _, f := range fields {
-		if strings.EqualFold(f.name, name) {
+		if equalFold(f.name, name) {
 			return f.value, true
 		}
 	}

@@ -12,7 +12,6 @@ import (
 	"net/url"
 	"runtime/debug"
 	"strconv"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -401,7 +400,7 @@ func (c *serverConn) serveHandler(r *request, h http.Handler) error {
 	}
 	b := appendStatusLine(c.out[:0], w.status)
 	for k, vs := range w.header {
-		if hopByHopField(k) || strings.EqualFold(k, "Content-Length") {
+		if hopByHopField(k) || equalFold(k, "Content-Length") {
 			continue
 		}
 		for _, v := range vs {

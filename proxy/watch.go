@@ -127,7 +127,7 @@ func (w *clientWatch) run() {
 // hungUp waits until the connection is readable and reports whether that
 // is because the peer closed it (EOF or a reset), without consuming any
 // data. It returns false when the wait is cut short by a read deadline.
-func hungUp(nc any) bool {
+func hungUp(nc net.Conn) bool {
 	sc, ok := nc.(syscall.Conn)
 	if !ok {
 		return false
