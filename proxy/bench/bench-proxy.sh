@@ -8,6 +8,8 @@
 # Environment: BENCH_DURATION (10s), BENCH_THREADS (2), BENCH_CONNECTIONS (32),
 # BENCH_WARMUP (2s), BENCH_BODY_BYTES (0: a ~250-byte metrics body),
 # BENCH_ROUNDS (3: nginx and paas-proxy alternate, medians compared), GO (go),
+# PAAS_PROXY_BIN (a paas-proxy binary to measure instead of building this
+# checkout's, e.g. one built from an earlier commit),
 # PAAS_PROXY_ENV (extra NAME=value words for paas-proxy only, e.g.
 # GOMAXPROCS=1, for tuning experiments).
 set -euo pipefail
@@ -20,6 +22,7 @@ BODY_BYTES=${BENCH_BODY_BYTES:-0}
 ROUNDS=${BENCH_ROUNDS:-3}
 GO=${GO:-go}
 PAAS_PROXY_ENV=${PAAS_PROXY_ENV:-}
+PAAS_PROXY_BIN=${PAAS_PROXY_BIN:-}
 HOST=my-app.bench.local
 GUID=4f8e1c2a-9b3d-4e5f-8a7b-6c5d4e3f2a1b
 SCRAPE_PATH="http://$HOST/metrics?cf_app_guid=$GUID&cf_app_instance=$GUID%3A0&cf_app_instance_index=0"
@@ -59,7 +62,11 @@ wait_for() { # wait_for DESCRIPTION COMMAND...: retry COMMAND for up to 10 s
 }
 
 echo "building paas-proxy and the fake upstream"
-"$GO" build -o "$tmp/paas-proxy" ./cmd/paas-proxy
+if [ -n "$PAAS_PROXY_BIN" ]; then
+	cp "$PAAS_PROXY_BIN" "$tmp/paas-proxy"
+else
+	"$GO" build -o "$tmp/paas-proxy" ./cmd/paas-proxy
+fi
 "$GO" build -o "$tmp/upstream" ./proxy/bench/upstream
 
 "$tmp/upstream" -dir "$tmp" -host "$HOST" -guid "$GUID" -body-bytes "$BODY_BYTES" 2>"$tmp/upstream.log" &
