@@ -148,13 +148,21 @@ func (p *Proxy) answer(c *serverConn, r *request, pc *conn, resp *response, star
 	}
 	body := resp.bodyReader(pc.br, r.method)
 	if resp.contentLength >= 0 && resp.contentLength <= smallBody {
-		n := len(b)
-		b = slices.Grow(b, int(resp.contentLength))[:n+int(resp.contentLength)]
-		if _, err := io.ReadFull(body, b[n:]); err != nil {
+		whole := b
+		if len(b)+int(resp.contentLength) > cap(b) {
+			// Not the connection's own buffer: it would keep the body
+			// between scrapes, or grow again at every one.
+			buf := answerBuffers.Get().(*[]byte)
+			defer answerBuffers.Put(buf)
+			whole = append((*buf)[:0], b...)
+		}
+		n := len(whole)
+		whole = slices.Grow(whole, int(resp.contentLength))[:n+int(resp.contentLength)]
+		if _, err := io.ReadFull(body, whole[n:]); err != nil {
 			return false, false, fmt.Errorf("response body cut short: %w", err)
 		}
 		p.forwarded(resp.status, start)
-		err := c.write(b)
+		err := c.write(whole)
 		return keep && err == nil, true, nil
 	}
 	if err := c.write(b); err != nil {
@@ -164,7 +172,7 @@ func (p *Proxy) answer(c *serverConn, r *request, pc *conn, resp *response, star
 	complete, err = c.copyBody(body, chunked)
 	p.forwarded(resp.status, start)
 	if err == nil && chunked {
-		err = c.write([]byte("0\r\n\r\n"))
+		err = c.write(lastChunk)
 	}
 	if err != nil {
 		data := lager.Data{"host": r.url.Host, "path": r.url.Path, "error": err.Error()}
@@ -186,6 +194,17 @@ func appendContentLength(b []byte, n int64) []byte {
 	b = strconv.AppendInt(b, n, 10)
 	return append(b, "\r\n"...)
 }
+
+// answerBuffers hold the answers, header and body, read whole before they
+// are written (bodies up to smallBody) that do not fit the connection's
+// own buffer.
+var answerBuffers = sync.Pool{New: func() any {
+	b := make([]byte, 0, smallBody+8<<10)
+	return &b
+}}
+
+// lastChunk ends a chunked body (without trailers).
+var lastChunk = []byte("0\r\n\r\n")
 
 // copyBuffers hold the buffers bodies are streamed through.
 var copyBuffers = sync.Pool{New: func() any {
