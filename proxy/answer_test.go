@@ -100,6 +100,9 @@ var _ = Describe("Answering with the upstream's response", func() {
 			Expect(closed).To(Equal(wantClosed))
 		},
 		Entry("Content-Length", "HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nup 1\n", false, "HTTP/1.1", 200, "up 1\n", "length", false),
+		Entry("a 60 KiB body with Content-Length, read whole", "HTTP/1.1 200 OK\r\nContent-Length: 61440\r\n\r\n"+big[:60<<10], false, "HTTP/1.1", 200, big[:60<<10], "length", false),
+		Entry("a header longer than the read buffer (40 KiB)", "HTTP/1.1 200 OK\r\nX-Big: "+big[:40<<10]+"\r\nContent-Length: 5\r\n\r\nup 1\n", false, "HTTP/1.1", 200, "up 1\n", "length", false),
+		Entry("a header over 64 KiB: 502", "HTTP/1.1 200 OK\r\nX-Big: "+big[:65<<10]+"\r\nContent-Length: 5\r\n\r\nup 1\n", false, "HTTP/1.1", 502, "exceeds", "length", false),
 		Entry("a large body with Content-Length, streamed", "HTTP/1.1 200 OK\r\nContent-Length: 102400\r\n\r\n"+big, false, "HTTP/1.1", 200, big, "length", false),
 		Entry("chunked with a trailer", "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nup 1\n\r\n0\r\nX-T: 1\r\n\r\n", false, "HTTP/1.1", 200, "up 1\n", "chunked", false),
 		Entry("chunked, to an HTTP/1.0 client", "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nup 1\n\r\n0\r\n\r\n", false, "HTTP/1.0", 200, "up 1\n", "close", true),

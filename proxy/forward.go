@@ -28,67 +28,97 @@ const MaxRequestURI = 8 << 10
 // body cut short still gets a 502. Larger bodies are streamed.
 const smallBody = 64 << 10
 
-// forward checks a scrape and sends it upstream. Every check happens before
-// anything is sent: a rejected request never reaches an upstream. It
-// reports whether the client connection may carry another request.
-func (p *Proxy) forward(c *serverConn, r *request) bool {
+// scrape is a checked scrape, ready to go upstream.
+type scrape struct {
+	host     string // the upstream host (and Host header)
+	head     []byte // the request header to send
+	start    time.Time
+	deadline time.Time // the end of the whole exchange
+}
+
+// exchange sends the checked scrape x upstream and answers r with the
+// response, on the connection's goroutine. It reports whether the client
+// connection may carry another request.
+func (p *Proxy) exchange(c *serverConn, r *request, x scrape) bool {
+	w := c.watch()
+	w.start()
+	resp := &c.resp
+	pc, err := p.client.roundTrip(w, r.method, x.host, x.head, x.deadline, resp)
+	c.out = x.head[:0]
+	if err != nil {
+		w.stop()
+		p.metrics.upstream.Observe(time.Since(x.start).Seconds())
+		return p.upstreamFailed(c, r, err)
+	}
+	keep, reusable := p.relay(c, r, pc, resp, x.start, w)
+	p.client.release(pc, reusable)
+	return keep
+}
+
+// prepare checks the scrape r. Every check happens before anything is
+// sent: a rejected request never reaches an upstream. A rejected one is answered (answered is
+// true, keep whether the connection may carry another request); an
+// accepted one is returned with its upstream request header built in
+// c.out.
+func (p *Proxy) prepare(c *serverConn, r *request) (x scrape, keep, answered bool) {
+	reject := func(status int, outcome, reason string) (scrape, bool, bool) {
+		return scrape{}, p.reject(c, r, status, outcome, reason), true
+	}
 	if r.method != http.MethodGet && r.method != http.MethodHead {
-		return p.reject(c, r, http.StatusMethodNotAllowed, OutcomeRejectedMethod, "method "+r.method+" is not allowed: only GET and HEAD are forwarded")
+		return reject(http.StatusMethodNotAllowed, OutcomeRejectedMethod, "method "+r.method+" is not allowed: only GET and HEAD are forwarded")
 	}
 	if len(r.target) > MaxRequestURI {
-		return p.reject(c, r, http.StatusBadRequest, OutcomeRejectedParams, fmt.Sprintf("request target longer than %d bytes", MaxRequestURI))
+		return reject(http.StatusBadRequest, OutcomeRejectedParams, fmt.Sprintf("request target longer than %d bytes", MaxRequestURI))
 	}
 	u := r.url
 	if u.Scheme != "http" {
-		return p.reject(c, r, http.StatusBadRequest, OutcomeRejectedRequest, "only http:// URLs are forwarded (the scrape job uses scheme: http; the proxy talks https upstream)")
+		return reject(http.StatusBadRequest, OutcomeRejectedRequest, "only http:// URLs are forwarded (the scrape job uses scheme: http; the proxy talks https upstream)")
 	}
 	if u.User != nil {
-		return p.reject(c, r, http.StatusBadRequest, OutcomeRejectedRequest, "credentials in the URL are not forwarded")
+		return reject(http.StatusBadRequest, OutcomeRejectedRequest, "credentials in the URL are not forwarded")
 	}
 	if !p.allow.Allows(u.Host) {
-		return p.reject(c, r, http.StatusForbidden, OutcomeRejectedHost, fmt.Sprintf("host %q is not in ALLOWED_DOMAINS", u.Host))
+		return reject(http.StatusForbidden, OutcomeRejectedHost, fmt.Sprintf("host %q is not in ALLOWED_DOMAINS", u.Host))
 	}
 	if hasControl(u.Path) {
-		return p.reject(c, r, http.StatusBadRequest, OutcomeRejectedParams, "control character in the URL path")
+		return reject(http.StatusBadRequest, OutcomeRejectedParams, "control character in the URL path")
 	}
 	if c.scrape == nil {
 		c.scrape = make(url.Values, 3)
 	}
 	query, err := splitQuery(u.RawQuery, c.scrape)
 	if err != nil {
-		return p.reject(c, r, http.StatusBadRequest, OutcomeRejectedParams, err.Error())
+		return reject(http.StatusBadRequest, OutcomeRejectedParams, err.Error())
 	}
 	params, hasParams, err := targets.ParseScrapeParams(c.scrape)
 	if err != nil {
-		return p.reject(c, r, http.StatusBadRequest, OutcomeRejectedParams, err.Error())
+		return reject(http.StatusBadRequest, OutcomeRejectedParams, err.Error())
 	}
+	x.host = upstreamHost(u.Host)
+	x.start = time.Now()
+	x.deadline = x.start.Add(p.overall)
+	x.head = appendRequestHead(c.out[:0], r, x.host, query, params, hasParams)
+	return x, false, false
+}
 
-	host := upstreamHost(u.Host)
-	start := time.Now()
-	head := appendRequestHead(c.out[:0], r, host, query, params, hasParams)
-	w := c.watch()
-	w.start()
-	resp := &c.resp
-	pc, err := p.client.roundTrip(w, r.method, host, head, start.Add(p.overall), resp)
-	c.out = head[:0]
-	if err != nil {
-		w.stop()
-		p.metrics.upstream.Observe(time.Since(start).Seconds())
-		return p.upstreamFailed(c, r, err)
-	}
+// relay answers r with the upstream response whose header is in resp,
+// reading its body from pc, while w watches the client. It reports whether
+// the client connection may carry another request, and whether pc may
+// carry another exchange.
+func (p *Proxy) relay(c *serverConn, r *request, pc *conn, resp *response, start time.Time, w *clientWatch) (keep, reusable bool) {
 	keep, complete, err := p.answer(c, r, pc, resp, start)
 	w.stop()
 	gone := w.isGone()
-	p.client.release(pc, complete && !resp.close && !gone)
+	reusable = complete && !resp.close && !gone
 	if err != nil && gone {
 		err = errClientGone
 	}
 	if err != nil {
 		// Nothing was written: the body was cut short before it began.
 		p.metrics.upstream.Observe(time.Since(start).Seconds())
-		return p.upstreamFailed(c, r, err)
+		return p.upstreamFailed(c, r, err), reusable
 	}
-	return keep
+	return keep, reusable
 }
 
 // forwarded counts a forwarded response whose body has been read, before
@@ -99,14 +129,13 @@ func (p *Proxy) forwarded(status int, start time.Time) {
 	p.metrics.count(OutcomeForwarded, status)
 }
 
-// answer writes the upstream's response to the client: its status line and
-// header without hop-by-hop fields (the router's X-Cf-Routererror
-// included), framed for the client, then its body. keep reports whether
-// the client connection may carry another request, complete whether the
-// upstream's body was read to its end. err is an upstream failure before
-// anything was written, to answer with a 502.
-func (p *Proxy) answer(c *serverConn, r *request, pc *conn, resp *response, start time.Time) (keep, complete bool, err error) {
-	b := append(c.out[:0], "HTTP/1.1 "...)
+// answerHead builds in c.out the status line and header of the answer to
+// r from resp: the upstream's fields without hop-by-hop ones (the router's
+// X-Cf-Routererror kept), framed for the client. keep reports whether the
+// client connection may carry another request, noBody whether the answer
+// has no body, chunked whether its body goes in chunks.
+func (p *Proxy) answerHead(c *serverConn, r *request, resp *response) (b []byte, keep, noBody, chunked bool) {
+	b = append(c.out[:0], "HTTP/1.1 "...)
 	b = append(b, resp.statusLine...)
 	b = append(b, "\r\n"...)
 	for _, f := range resp.fields {
@@ -119,9 +148,7 @@ func (p *Proxy) answer(c *serverConn, r *request, pc *conn, resp *response, star
 		b = append(b, "\r\n"...)
 	}
 	keep = !r.close
-	noBody := r.method == http.MethodHead || resp.status < 200 ||
-		resp.status == http.StatusNoContent || resp.status == http.StatusNotModified
-	chunked := false
+	noBody = answersNoBody(r, resp)
 	switch {
 	case noBody:
 		if resp.contentLength >= 0 && resp.status >= 200 && resp.status != http.StatusNoContent {
@@ -139,6 +166,22 @@ func (p *Proxy) answer(c *serverConn, r *request, pc *conn, resp *response, star
 	b = c.appendConnection(b, r, keep)
 	keep = keep && !r.close
 	b = append(b, "\r\n"...)
+	return b, keep, noBody, chunked
+}
+
+// answersNoBody reports whether the answer to r with resp has no body.
+func answersNoBody(r *request, resp *response) bool {
+	return r.method == http.MethodHead || resp.status < 200 ||
+		resp.status == http.StatusNoContent || resp.status == http.StatusNotModified
+}
+
+// answer writes the upstream's response to the client: the header of
+// answerHead, then the body. keep reports whether
+// the client connection may carry another request, complete whether the
+// upstream's body was read to its end. err is an upstream failure before
+// anything was written, to answer with a 502.
+func (p *Proxy) answer(c *serverConn, r *request, pc *conn, resp *response, start time.Time) (keep, complete bool, err error) {
+	b, keep, noBody, chunked := p.answerHead(c, r, resp)
 	defer func() { c.out = b[:0] }()
 	if noBody {
 		resp.bodyReader(pc.br, r.method) // settles resp.close for HEAD
@@ -148,16 +191,11 @@ func (p *Proxy) answer(c *serverConn, r *request, pc *conn, resp *response, star
 	}
 	body := resp.bodyReader(pc.br, r.method)
 	if resp.contentLength >= 0 && resp.contentLength <= smallBody {
-		whole := b
-		if len(b)+int(resp.contentLength) > cap(b) {
-			// Not the connection's own buffer: it would keep the body
-			// between scrapes, or grow again at every one.
-			buf := answerBuffers.Get().(*[]byte)
-			defer answerBuffers.Put(buf)
-			whole = append((*buf)[:0], b...)
+		whole, pooled := bodyBuffer(b, int(resp.contentLength))
+		if pooled != nil {
+			defer answerBuffers.Put(pooled)
 		}
-		n := len(whole)
-		whole = slices.Grow(whole, int(resp.contentLength))[:n+int(resp.contentLength)]
+		n := len(b)
 		if _, err := io.ReadFull(body, whole[n:]); err != nil {
 			return false, false, fmt.Errorf("response body cut short: %w", err)
 		}
@@ -193,6 +231,19 @@ func appendContentLength(b []byte, n int64) []byte {
 	b = append(b, "Content-Length: "...)
 	b = strconv.AppendInt(b, n, 10)
 	return append(b, "\r\n"...)
+}
+
+// bodyBuffer returns b extended by n bytes for a body. Past the
+// connection's own buffer's capacity it is a copy of b in a pooled buffer
+// (pooled, to put back once written): the connection's buffer would keep
+// the body between scrapes, or grow again at every one.
+func bodyBuffer(b []byte, n int) (whole []byte, pooled *[]byte) {
+	whole = b
+	if len(b)+n > cap(b) {
+		pooled = answerBuffers.Get().(*[]byte)
+		whole = append((*pooled)[:0], b...)
+	}
+	return slices.Grow(whole, n)[:len(b)+n], pooled
 }
 
 // answerBuffers hold the answers, header and body, read whole before they

@@ -15,6 +15,8 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -82,12 +84,23 @@ func (u *upstream) requests() []seenRequest {
 	return append([]seenRequest(nil), u.seen...)
 }
 
+// testEventLoops is the proxies' Options.EventLoops unless a test sets
+// it: PAAS_PROXY_TEST_EVENT_LOOPS=-1 runs the suite with a goroutine per
+// connection (make unit does both).
+var testEventLoops = func() int {
+	n, _ := strconv.Atoi(os.Getenv("PAAS_PROXY_TEST_EVENT_LOOPS"))
+	return n
+}()
+
 // newProxy builds a proxy (allowing example.com and localhost unless o
 // says otherwise) with its own registry served on /metrics, logging at debug
 // level to log.
 func newProxy(o proxy.Options, log *strings.Builder) (*proxy.Proxy, *prometheus.Registry) {
 	if o.AllowList.String() == "" {
 		o.AllowList = mustAllow("example.com", "localhost")
+	}
+	if o.EventLoops == 0 {
+		o.EventLoops = testEventLoops
 	}
 	reg := prometheus.NewRegistry()
 	o.Registerer = reg

@@ -15,6 +15,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"runtime"
 	"strconv"
 	"time"
 
@@ -47,6 +48,14 @@ type Options struct {
 	// Logger receives one line per rejected request and per upstream
 	// failure; nil discards them.
 	Logger lager.Logger
+	// EventLoops is how many event loops serve the TCP connections of
+	// Server (on Linux): 0 means runtime.GOMAXPROCS(0), as nginx runs a
+	// worker per core; below 0, each connection gets its own goroutine.
+	// A loop waits in epoll_wait holding its P (the runtime's right to
+	// run Go code); give the runtime one P more than loops (see
+	// cmd/paas-proxy), or its monitor thread takes the waiting Ps back
+	// and wakes every 20 µs to do so.
+	EventLoops int
 }
 
 // Timeouts bound each upstream exchange. Prometheus abandons a scrape after
@@ -100,6 +109,7 @@ type Proxy struct {
 	logger  lager.Logger
 	// metricsHandler serves GET /metrics; nil answers 404.
 	metricsHandler http.Handler
+	eventLoops     int
 }
 
 // ErrUpstreamScheme is returned by New for an upstream scheme other than
@@ -139,6 +149,12 @@ func New(o Options) (*Proxy, error) {
 		logger:  o.Logger,
 	}
 	p.metricsHandler = o.Metrics
+	switch {
+	case o.EventLoops == 0:
+		p.eventLoops = runtime.GOMAXPROCS(0)
+	case o.EventLoops > 0:
+		p.eventLoops = o.EventLoops
+	}
 	return p, nil
 }
 
@@ -153,19 +169,30 @@ func (p *Proxy) CloseIdleConnections() {
 // confused: a proxied request is always in absolute form. It reports
 // whether the connection may carry another request.
 func (p *Proxy) serve(c *serverConn, r *request) bool {
+	x, keep, answered := p.route(c, r)
+	if answered {
+		return keep
+	}
+	return p.exchange(c, r, x)
+}
+
+// route answers r when it is no scrape to forward, or a scrape rejected
+// (answered is true, and keep whether the connection may carry another
+// request); otherwise it returns the checked scrape.
+func (p *Proxy) route(c *serverConn, r *request) (x scrape, keep, answered bool) {
 	switch {
 	case r.hasBody:
 		// Checked first, for every request: its body is never read, and
 		// the connection closes after the answer.
-		return p.reject(c, r, http.StatusBadRequest, OutcomeRejectedRequest, "paas-proxy reads no request body: a scrape has none")
+		return x, p.reject(c, r, http.StatusBadRequest, OutcomeRejectedRequest, "paas-proxy reads no request body: a scrape has none"), true
 	case r.method == http.MethodConnect:
 		// Prometheus tunnels only https scrapes, whose query the proxy
 		// could not read; the scrape job must use scheme: http.
-		return p.reject(c, r, http.StatusMethodNotAllowed, OutcomeRejectedMethod, "CONNECT is not supported: scrape with scheme: http")
+		return x, p.reject(c, r, http.StatusMethodNotAllowed, OutcomeRejectedMethod, "CONNECT is not supported: scrape with scheme: http"), true
 	case r.url.IsAbs():
-		return p.forward(c, r)
+		return p.prepare(c, r)
 	default:
-		return p.serveLocal(c, r)
+		return x, p.serveLocal(c, r), true
 	}
 }
 

@@ -441,7 +441,11 @@ func (b *responseBody) Read(p []byte) (n int, err error) {
 	default:
 		n, err = b.br.Read(p)
 	}
-	b.err = err
+	if !errors.Is(err, errWouldBlock) {
+		// An event loop's socket with nothing to read yet (see
+		// sockConn) ends nothing: a later Read may have data.
+		b.err = err
+	}
 	return n, err
 }
 

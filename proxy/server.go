@@ -47,10 +47,11 @@ const (
 var ErrServerClosed = errors.New("paas-proxy: server closed")
 
 // Server serves a Proxy on TCP listeners: HTTP/1.1 (and 1.0) with
-// keep-alive, one goroutine per client connection, which reads a request,
-// forwards it upstream and writes the answer, then waits for the next.
-// It is paas-proxy's own lean server rather than net/http's: a scrape
-// through it costs about a third less CPU (make bench-proxy).
+// keep-alive. On Linux its connections are served by event loops (see
+// loop, Options.EventLoops); elsewhere, or with EventLoops below 0, each
+// gets a goroutine, which reads a request, forwards it upstream and writes
+// the answer, then waits for the next. It is paas-proxy's own lean server
+// rather than net/http's (make bench-proxy compares it with nginx).
 type Server struct {
 	proxy        *Proxy
 	writeTimeout time.Duration
@@ -60,7 +61,23 @@ type Server struct {
 	listeners map[net.Listener]struct{}
 	conns     map[*serverConn]struct{}
 	done      sync.WaitGroup
+	// The event loops TCP connections are served on, started by the
+	// first Serve.
+	loops        []*loop
+	loopsStarted bool
+	nextLoop     atomic.Uint32
 }
+
+// wouldBlock is the error of a read on an event loop's socket with
+// nothing to read yet (see sockConn): a temporary net.Error, which
+// crypto/tls and bufio pass on without failing the connection for good.
+type wouldBlock struct{}
+
+func (wouldBlock) Error() string   { return "nothing to read yet" }
+func (wouldBlock) Timeout() bool   { return false }
+func (wouldBlock) Temporary() bool { return true }
+
+var errWouldBlock error = wouldBlock{}
 
 // Server returns a Server for p.
 func (p *Proxy) Server() *Server {
@@ -108,6 +125,9 @@ func (s *Server) Serve(ln net.Listener) error {
 			continue
 		}
 		backoff = 0
+		if s.adopt(nc) {
+			continue
+		}
 		c := s.newConn(nc)
 		if c == nil {
 			_ = nc.Close()
@@ -160,6 +180,7 @@ func (s *Server) closeListeners() {
 	for ln := range s.listeners {
 		_ = ln.Close()
 	}
+	go s.wakeLoops()
 }
 
 func (s *Server) closeIdle() {
@@ -220,7 +241,11 @@ func (c *serverConn) close() {
 		_, _ = io.Copy(io.Discard, io.LimitReader(c.nc, lingerBytes))
 	}
 	_ = c.nc.Close()
-	s := c.server
+	c.server.forget(c)
+}
+
+// forget drops a closed connection from the server's count.
+func (s *Server) forget(c *serverConn) {
 	s.mu.Lock()
 	delete(s.conns, c)
 	s.mu.Unlock()

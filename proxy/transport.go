@@ -65,6 +65,7 @@ type hostPool struct {
 // conn is one upstream connection.
 type conn struct {
 	net.Conn
+	raw       net.Conn // the socket under TLS (Conn itself over http)
 	br        *bufio.Reader
 	pool      *hostPool
 	idleSince time.Time
@@ -119,6 +120,13 @@ func (c *client) pool(host string) *hostPool {
 	if p := c.hosts[host]; p != nil {
 		return p
 	}
+	p := c.newHostPool(host)
+	c.hosts[host] = p
+	return p
+}
+
+// newHostPool returns a pool for host, not yet the client's.
+func (c *client) newHostPool(host string) *hostPool {
 	name, port := splitHostPort(host)
 	p := &hostPool{owner: c, host: host, dialAddr: c.addr}
 	if p.dialAddr == "" {
@@ -136,7 +144,6 @@ func (c *client) pool(host string) *hostPool {
 		p.tlsConfig = c.tlsConfig.Clone()
 		p.tlsConfig.ServerName = name
 	}
-	c.hosts[host] = p
 	return p
 }
 
@@ -228,11 +235,17 @@ func (c *client) closeIdle() {
 }
 
 // dial opens a new connection to p's host, with the TLS handshake done.
-func (c *client) dial(ctx context.Context, p *hostPool) (*conn, error) {
+// With forLoop, the socket is made ready for an event loop to own once
+// dialled (see sockConn).
+func (c *client) dial(ctx context.Context, p *hostPool, forLoop bool) (*conn, error) {
 	nc, err := c.dialer.DialContext(ctx, "tcp", p.dialAddr)
 	if err != nil {
 		return nil, err
 	}
+	if forLoop {
+		nc = newSockConn(nc)
+	}
+	raw := nc
 	if p.tlsConfig != nil {
 		tc := tls.Client(nc, p.tlsConfig)
 		hctx, cancel := context.WithTimeout(ctx, c.handshake)
@@ -247,7 +260,7 @@ func (c *client) dial(ctx context.Context, p *hostPool) (*conn, error) {
 		}
 		nc = tc
 	}
-	pc := &conn{Conn: nc, pool: p, budget: -1}
+	pc := &conn{Conn: nc, raw: raw, pool: p, budget: -1}
 	pc.br = bufio.NewReaderSize(pc, readBufferSize)
 	return pc, nil
 }
@@ -281,7 +294,7 @@ func (c *client) roundTrip(w *clientWatch, method, host string, head []byte, dea
 				return nil, errClientGone
 			}
 			var err error
-			pc, err = c.dial(ctx, p)
+			pc, err = c.dial(ctx, p, false)
 			cancel()
 			if err != nil {
 				if w.isGone() {
@@ -338,26 +351,36 @@ func (c *client) send(w *clientWatch, pc *conn, method string, head []byte, dead
 	if !w.setDeadline(pc, headerDeadline, true) {
 		return errClientGone
 	}
-	fail := func(err error) error {
-		var ne net.Error
-		if errors.As(err, &ne) && ne.Timeout() {
-			if !time.Now().Before(deadline) {
-				return fmt.Errorf("%w (%v)", context.DeadlineExceeded, err)
-			}
-			return errHeaderTimeout
-		}
-		return err
-	}
 	if _, err := pc.Write(head); err != nil {
-		return fail(staleError{err})
+		return exchangeError(staleError{err}, deadline)
 	}
 	pc.budget = maxResponseHeaderBytes
+	return c.readHeader(w, pc, method, deadline, resp)
+}
+
+// exchangeError is err, a failure awaiting a response header, with a
+// timeout named after the deadline it met: the exchange's (deadline), or
+// the header's.
+func exchangeError(err error, deadline time.Time) error {
+	var ne net.Error
+	if errors.As(err, &ne) && ne.Timeout() {
+		if !time.Now().Before(deadline) {
+			return fmt.Errorf("%w (%v)", context.DeadlineExceeded, err)
+		}
+		return errHeaderTimeout
+	}
+	return err
+}
+
+// readHeader reads the response header on pc into resp, once the request
+// has been sent with the header deadline and pc.budget set.
+func (c *client) readHeader(w *clientWatch, pc *conn, method string, deadline time.Time, resp *response) error {
 	if _, err := pc.br.Peek(1); err != nil {
-		return fail(staleError{err})
+		return exchangeError(staleError{err}, deadline)
 	}
 	for {
 		if err := readResponse(pc.br, resp); err != nil {
-			return fail(err)
+			return exchangeError(err, deadline)
 		}
 		if resp.status == http.StatusSwitchingProtocols {
 			// The request asked for no upgrade (Upgrade is hop-by-hop).
