@@ -10,6 +10,7 @@ import (
 	"net"
 	"os"
 	"os/signal"
+	"runtime"
 	"syscall"
 	"time"
 
@@ -32,8 +33,15 @@ func run() int {
 	}
 	logger := config.Logger("paas-proxy", s.LogLevel, os.Stdout)
 
+	// An event loop per P, and one P more for the goroutines beside
+	// them (dials, streamed bodies, the metrics): see
+	// proxy.Options.EventLoops.
+	loops := runtime.GOMAXPROCS(0)
+	runtime.GOMAXPROCS(loops + 1)
+
 	reg := config.Registry()
 	p, err := proxy.New(proxy.Options{
+		EventLoops:     loops,
 		AllowList:      s.AllowList,
 		UpstreamScheme: s.UpstreamScheme,
 		UpstreamAddr:   s.UpstreamAddr,
@@ -59,7 +67,7 @@ func run() int {
 	served := make(chan error, 1)
 	go func() { served <- server.Serve(ln) }()
 	logger.Info("started", lager.Data{
-		"addr": ln.Addr().String(), "allowed_domains": s.AllowList.String(),
+		"addr": ln.Addr().String(), "event_loops": loops, "allowed_domains": s.AllowList.String(),
 		"upstream_scheme": s.UpstreamScheme, "upstream_addr": s.UpstreamAddr,
 	})
 
