@@ -203,12 +203,20 @@ func (p *Proxy) answer(c *serverConn, r *request, pc *conn, resp *response, star
 		err := c.write(whole)
 		return keep && err == nil, true, nil
 	}
-	if err := c.write(b); err != nil {
-		p.forwarded(resp.status, start)
-		return false, false, nil
+	keep, complete = p.stream(c, r, resp.status, b, body, chunked, keep, start)
+	return keep, complete, nil
+}
+
+// stream writes head (the answer's header, and any of its body read
+// already, framed), then streams the rest of body, in chunks when
+// chunked. keep and complete are as answer's.
+func (p *Proxy) stream(c *serverConn, r *request, status int, head []byte, body io.Reader, chunked, keep bool, start time.Time) (bool, bool) {
+	if err := c.write(head); err != nil {
+		p.forwarded(status, start)
+		return false, false
 	}
-	complete, err = c.copyBody(body, chunked)
-	p.forwarded(resp.status, start)
+	complete, err := c.copyBody(body, chunked)
+	p.forwarded(status, start)
 	if err == nil && chunked {
 		err = c.write(lastChunk)
 	}
@@ -221,9 +229,9 @@ func (p *Proxy) answer(c *serverConn, r *request, pc *conn, resp *response, star
 		}
 		// The status is already sent: close the connection, so that the
 		// client sees a truncated response rather than a short complete one.
-		return false, complete, nil
+		return false, complete
 	}
-	return keep, complete, nil
+	return keep, complete
 }
 
 // appendContentLength appends a Content-Length field.

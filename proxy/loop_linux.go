@@ -13,6 +13,7 @@ import (
 	"os"
 	"runtime"
 	"runtime/debug"
+	"strconv"
 	"sync"
 	"syscall"
 	"time"
@@ -500,9 +501,10 @@ type lclient struct {
 	gen     int // the exchange's number: late dial results are dropped
 	cancel  context.CancelFunc
 	keep    bool
+	chunked bool    // the answer's body goes in chunks
 	answer  []byte  // the answer being read whole: header, then body
 	bodyAt  int     // where its body starts
-	got     int     // body bytes read
+	got     int     // body bytes read; -1: a body of unknown length
 	pooled  *[]byte // answer's buffer, from answerBuffers
 	body    io.Reader
 }
@@ -718,7 +720,7 @@ func (cl *lclient) upstream() {
 		} else if !headerBuffered(br) {
 			// Longer than the buffer: read on a goroutine, up to
 			// maxResponseHeaderBytes.
-			cl.lend(true)
+			cl.lend(lentExchange{headerBy: cl.headerBy})
 			return
 		}
 		if err := readResponse(br, resp); err != nil {
@@ -745,11 +747,11 @@ func (cl *lclient) respond() {
 	sc, p := cl.sc, cl.l.p
 	r, resp := &sc.req, &sc.resp
 	noBody := answersNoBody(r, resp)
-	if !noBody && (resp.contentLength < 0 || resp.contentLength > smallBody) {
-		cl.lend(false)
+	if !noBody && resp.contentLength > smallBody {
+		cl.lend(lentExchange{})
 		return
 	}
-	b, keep, _, _ := p.answerHead(sc, r, resp)
+	b, keep, _, chunked := p.answerHead(sc, r, resp)
 	body := resp.bodyReader(cl.up.pc.br, r.method)
 	if noBody {
 		p.forwarded(resp.status, cl.x.start)
@@ -758,10 +760,22 @@ func (cl *lclient) respond() {
 		cl.finish(keep && err == nil)
 		return
 	}
-	cl.keep, cl.body, cl.bodyAt, cl.got = keep, body, len(b), 0
-	cl.answer, cl.pooled = bodyBuffer(b, int(resp.contentLength))
-	if cl.pooled == nil {
-		sc.out = cl.answer[:0]
+	cl.keep, cl.body, cl.chunked = keep, body, chunked
+	if resp.contentLength >= 0 {
+		cl.answer, cl.pooled = bodyBuffer(b, int(resp.contentLength))
+		cl.bodyAt, cl.got = len(b), 0
+		if cl.pooled == nil {
+			sc.out = cl.answer[:0]
+		}
+	} else {
+		// A body of unknown length (chunked, as promhttp sends one of
+		// more than 2 KB, or ended by the upstream closing): read it
+		// after room for a chunk-size line, until it ends or outgrows
+		// the buffer.
+		cl.pooled = answerBuffers.Get().(*[]byte)
+		cl.answer = append(append((*cl.pooled)[:0], b...), make([]byte, chunkLineRoom)...)
+		cl.bodyAt, cl.got = len(cl.answer), -1
+		sc.out = b[:0]
 	}
 	cl.state = readingBody
 	cl.setDue(cl.x.deadline)
@@ -771,6 +785,10 @@ func (cl *lclient) respond() {
 // readBody reads what has come of the body; once it has all come, the
 // answer is written in one piece.
 func (cl *lclient) readBody() {
+	if cl.got < 0 {
+		cl.readUnframed()
+		return
+	}
 	for cl.bodyAt+cl.got < len(cl.answer) {
 		n, err := cl.body.Read(cl.answer[cl.bodyAt+cl.got:])
 		cl.got += n
@@ -794,6 +812,67 @@ func (cl *lclient) readBody() {
 	err := sc.write(cl.answer)
 	cl.releaseAnswer()
 	cl.finish(cl.keep && err == nil)
+}
+
+// chunkLineRoom is the room kept between an answer's header and a body
+// of unknown length for the line that frames it as one chunk.
+const chunkLineRoom = 18
+
+// readUnframed reads what has come of a body of unknown length. Once it
+// has ended, the answer is written in one piece: the body as one chunk
+// (or as it is, to an HTTP/1.0 client). A body that outgrows the buffer
+// is streamed on by a goroutine, after what was read.
+func (cl *lclient) readUnframed() {
+	for {
+		if len(cl.answer) == cap(cl.answer) {
+			cl.lend(lentExchange{head: cl.framed(false), body: cl.body, chunked: cl.chunked, keep: cl.keep})
+			return
+		}
+		n, err := cl.body.Read(cl.answer[len(cl.answer):cap(cl.answer)])
+		cl.answer = cl.answer[:len(cl.answer)+n]
+		if err == io.EOF {
+			break
+		}
+		if errors.Is(err, errWouldBlock) {
+			return
+		}
+		if err != nil {
+			cl.fail(fmt.Errorf("response body cut short: %w", err))
+			return
+		}
+	}
+	sc := cl.sc
+	cl.l.p.forwarded(sc.resp.status, cl.x.start)
+	err := sc.write(cl.framed(true))
+	cl.releaseAnswer()
+	cl.finish(cl.keep && err == nil)
+}
+
+// framed returns the answer read so far (header, room, body) as it is
+// sent: the header, then the body framed as one chunk when chunked, and
+// the last chunk when last.
+func (cl *lclient) framed(last bool) []byte {
+	a := cl.answer
+	head := cl.bodyAt - chunkLineRoom
+	size := len(a) - cl.bodyAt
+	start := cl.bodyAt // where the header is moved to end
+	if cl.chunked && size > 0 {
+		var line [chunkLineRoom]byte
+		l := append(strconv.AppendInt(line[:0], int64(size), 16), "\r\n"...)
+		start -= len(l)
+		copy(a[start:], l)
+	}
+	copy(a[start-head:], a[:head])
+	a = a[start-head:]
+	if cl.chunked {
+		if size > 0 {
+			a = append(a, "\r\n"...)
+		}
+		if last {
+			a = append(a, lastChunk...)
+		}
+	}
+	return a
 }
 
 func (cl *lclient) releaseAnswer() {
@@ -879,13 +958,10 @@ func (cl *lclient) timeout(now time.Time) {
 }
 
 // lend hands the exchange, client and upstream connection, to a
-// goroutine that reads the rest with blocking I/O (Proxy.relayLent), the
-// response header first when needHeader, then hands both back.
-func (cl *lclient) lend(needHeader bool) {
-	headerBy := time.Time{}
-	if needHeader {
-		headerBy = cl.headerBy
-	}
+// goroutine that finishes it with blocking I/O (Proxy.relayLent), then
+// hands both back.
+func (cl *lclient) lend(e lentExchange) {
+	e.x = cl.x
 	l, up := cl.l, cl.up
 	l.unregister(cl.s)
 	l.unregister(up.s)
@@ -900,7 +976,7 @@ func (cl *lclient) lend(needHeader bool) {
 		return
 	}
 	cl.state, cl.due = lentOut, time.Time{}
-	sc, x := cl.sc, cl.x
+	sc := cl.sc
 	sc.readBy, sc.writeBy = time.Time{}, time.Time{}
 	go func() {
 		keep, reusable := false, false
@@ -911,7 +987,7 @@ func (cl *lclient) lend(needHeader bool) {
 			}
 			l.post(func() { l.safely(cl.s, func() { cl.returned(up, keep, reusable) }) })
 		}()
-		keep, reusable = l.p.relayLent(sc, up.pc, x, headerBy)
+		keep, reusable = l.p.relayLent(sc, up.pc, e)
 	}()
 }
 
@@ -921,6 +997,7 @@ func (cl *lclient) returned(up *lupstream, keep, reusable bool) {
 	// Handed back: an abort from here on closes at once.
 	cl.state = waiting
 	cl.up, up.cl = nil, nil
+	cl.releaseAnswer()
 	if err := up.s.own(l); err != nil || !reusable || up.pc.br.Buffered() != 0 || l.register(up.s) != nil {
 		l.closeSock(up.s)
 	} else {
@@ -1007,18 +1084,32 @@ func (cl *lclient) abort() {
 	cl.close()
 }
 
+// lentExchange is the rest of an exchange a loop lends a goroutine.
+type lentExchange struct {
+	x scrape
+	// headerBy, unless zero, is when the response header, still to
+	// read, is due.
+	headerBy time.Time
+	// head, unless nil, is the start of the answer (header and the body
+	// read so far, framed) and body the rest to stream, in chunks when
+	// chunked; keep is as answerHead's.
+	head          []byte
+	body          io.Reader
+	chunked, keep bool
+}
+
 // relayLent finishes on a goroutine an exchange a loop lent it: the
-// response header first, by headerBy, unless that is zero, then the
-// answer. It reports whether the client connection may carry another
-// request, and whether pc may carry another exchange.
-func (p *Proxy) relayLent(c *serverConn, pc *conn, x scrape, headerBy time.Time) (keep, reusable bool) {
-	r, resp := &c.req, &c.resp
+// response header first, if still to read, then the answer, or the rest
+// of one begun. It reports whether the client connection may carry
+// another request, and whether pc may carry another exchange.
+func (p *Proxy) relayLent(c *serverConn, pc *conn, e lentExchange) (keep, reusable bool) {
+	r, resp, x := &c.req, &c.resp, e.x
 	w := c.watch()
 	w.start()
-	needHeader := !headerBy.IsZero()
+	needHeader := !e.headerBy.IsZero()
 	by := x.deadline
 	if needHeader {
-		by = headerBy
+		by = e.headerBy
 	}
 	err := errClientGone
 	if w.attach(pc, nil) && w.setDeadline(pc, by, true) {
@@ -1038,5 +1129,10 @@ func (p *Proxy) relayLent(c *serverConn, pc *conn, x scrape, headerBy time.Time)
 		p.metrics.upstream.Observe(time.Since(x.start).Seconds())
 		return p.upstreamFailed(c, r, err), false
 	}
-	return p.relay(c, r, pc, resp, x.start, w)
+	if e.head == nil {
+		return p.relay(c, r, pc, resp, x.start, w)
+	}
+	keep, complete := p.stream(c, r, resp.status, e.head, e.body, e.chunked, e.keep, x.start)
+	w.stop()
+	return keep, complete && !resp.close && !w.isGone()
 }

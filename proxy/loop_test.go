@@ -187,3 +187,37 @@ var _ = Describe("Exchanges on one client connection", func() {
 		}
 	})
 })
+
+var _ = Describe("A response that arrives a byte at a time", func() {
+	DescribeTable("is read whole, its framing lines cut anywhere",
+		func(answer, wantBody string) {
+			ln, err := net.Listen("tcp", "127.0.0.1:0")
+			Expect(err).NotTo(HaveOccurred())
+			DeferCleanup(ln.Close)
+			go func() {
+				conn, err := ln.Accept()
+				if err != nil {
+					return
+				}
+				defer conn.Close()
+				if _, err := http.ReadRequest(bufio.NewReader(conn)); err != nil {
+					return
+				}
+				for i := range len(answer) {
+					if _, err := conn.Write([]byte{answer[i]}); err != nil {
+						return
+					}
+					time.Sleep(time.Millisecond)
+				}
+				time.Sleep(time.Second) // keep the connection open
+			}()
+			p, _ := newProxy(proxy.Options{UpstreamScheme: "http", UpstreamAddr: ln.Addr().String()}, nil)
+			DeferCleanup(p.CloseIdleConnections)
+			w := send(startProxy(p), httptest.NewRequest("GET", "http://my-app.example.com/metrics?"+scrapeQuery(appGUID, "0"), nil))
+			Expect(w.Code).To(Equal(http.StatusOK), w.Body.String())
+			Expect(w.Body.String()).To(Equal(wantBody))
+		},
+		Entry("Content-Length", "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 11\r\n\r\nup 1\nup2 3\n", "up 1\nup2 3\n"),
+		Entry("chunked, with an extension and a trailer", "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5;x=y\r\nup 1\n\r\n7\r\nup2 3\n\n\r\n0\r\nX-T: 1\r\n\r\n", "up 1\nup2 3\n\n"),
+	)
+})

@@ -497,8 +497,13 @@ func (b *responseBody) readChunked(p []byte) (n int, err error) {
 			}
 			b.step = chunkSize
 		case chunkSize:
-			if n > 0 && !lineBuffered(b.br) {
-				return n, nil
+			if !lineBuffered(b.br) {
+				if n > 0 {
+					return n, nil
+				}
+				if err := fillLine(b.br); err != nil {
+					return n, err
+				}
 			}
 			size, err := b.readChunkSize()
 			if err != nil {
@@ -510,8 +515,13 @@ func (b *responseBody) readChunked(p []byte) (n int, err error) {
 				b.step = chunkTrailer
 			}
 		case chunkTrailer:
-			if n > 0 && !lineBuffered(b.br) {
-				return n, nil
+			if !lineBuffered(b.br) {
+				if n > 0 {
+					return n, nil
+				}
+				if err := fillLine(b.br); err != nil {
+					return n, err
+				}
 			}
 			line, err := readChunkLine(b.br)
 			if err != nil {
@@ -596,6 +606,22 @@ func readChunkLine(br *bufio.Reader) ([]byte, error) {
 		return nil, errChunkLineCR
 	}
 	return line, nil
+}
+
+// fillLine reads into br until it holds a whole line or is full. It reads
+// without consuming: a line cut short by errWouldBlock (an event loop's
+// socket with nothing more yet) is read again whole later. The end of the
+// input within a line is io.ErrUnexpectedEOF.
+func fillLine(br *bufio.Reader) error {
+	for !lineBuffered(br) && br.Buffered() < br.Size() {
+		if _, err := br.Peek(br.Buffered() + 1); err != nil {
+			if err == io.EOF {
+				return io.ErrUnexpectedEOF
+			}
+			return err
+		}
+	}
+	return nil
 }
 
 // lineBuffered reports whether br holds a whole line.
