@@ -615,6 +615,7 @@ func (cl *lclient) gone() bool {
 // start sends x upstream on an idle connection, or a new one.
 func (cl *lclient) start(x scrape) {
 	cl.x, cl.retried = x, false
+	cl.sc.out = x.head[:0] // keeps what the buffer grew to
 	if cl.gone() {
 		// The hang-up came with the request.
 		cl.fail(errClientGone)
