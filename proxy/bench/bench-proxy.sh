@@ -7,7 +7,7 @@
 # Usage (from the repository root): proxy/bench/bench-proxy.sh
 # Environment: BENCH_DURATION (10s), BENCH_THREADS (2), BENCH_CONNECTIONS (32),
 # BENCH_WARMUP (2s), BENCH_BODY_BYTES (0: a ~250-byte metrics body),
-# BENCH_ROUNDS (3: nginx and paas-proxy alternate, medians compared), GO (go),
+# BENCH_ROUNDS (5: nginx and paas-proxy alternate, medians compared), GO (go),
 # PAAS_PROXY_BIN (a paas-proxy binary to measure instead of building this
 # checkout's, e.g. one built from an earlier commit),
 # PAAS_PROXY_ENV (extra NAME=value words for paas-proxy only, e.g.
@@ -19,7 +19,7 @@ THREADS=${BENCH_THREADS:-2}
 CONNECTIONS=${BENCH_CONNECTIONS:-32}
 WARMUP=${BENCH_WARMUP:-2s}
 BODY_BYTES=${BENCH_BODY_BYTES:-0}
-ROUNDS=${BENCH_ROUNDS:-3}
+ROUNDS=${BENCH_ROUNDS:-5}
 GO=${GO:-go}
 PAAS_PROXY_ENV=${PAAS_PROXY_ENV:-}
 PAAS_PROXY_BIN=${PAAS_PROXY_BIN:-}
@@ -214,5 +214,6 @@ median() {
 for name in nginx paas-proxy; do
 	printf "%-12s %6s %12.0f %10.3f %22.1f %25.1f\n" "$name" median "$(median "$name" 2)" "$(median "$name" 3)" "$(median "$name" 4)" "$(median "$name" 5)"
 done
-awk -v p="$(median paas-proxy 2)" -v n="$(median nginx 2)" -v pp="$(median paas-proxy 3)" -v np="$(median nginx 3)" 'BEGIN {
-	printf "paas-proxy/nginx throughput (medians): %.2fx; p99 difference: %+.3f ms\n", p / n, pp - np }'
+awk -v p="$(median paas-proxy 2)" -v n="$(median nginx 2)" -v pp="$(median paas-proxy 3)" -v np="$(median nginx 3)" \
+	-v pc="$(median paas-proxy 4)" -v nc="$(median nginx 4)" 'BEGIN {
+	printf "paas-proxy/nginx throughput (medians): %.2fx; p99 difference: %+.3f ms; CPU per request: %.2fx\n", p / n, pp - np, pc / nc }'
