@@ -113,6 +113,8 @@ var _ = Describe("Answering with the upstream's response", func() {
 		Entry("204", "HTTP/1.1 204 No Content\r\n\r\n", false, "HTTP/1.1", 204, "", "", false),
 		Entry("101 unasked: 502", "HTTP/1.1 101 Switching Protocols\r\nUpgrade: x\r\nConnection: upgrade\r\n\r\n", false, "HTTP/1.1", 502, "switched protocols", "length", false),
 		Entry("a small body cut short: 502", "HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nup 1\n", true, "HTTP/1.1", 502, "cut short", "length", false),
+		Entry("a small chunked body cut short: 502", "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nup 1\n\r\n40\r\nup 2", true, "HTTP/1.1", 502, "cut short", "length", false),
+		Entry("a large chunked body: streamed after what was read", "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n19000\r\n"+big+"\r\n0\r\n\r\n", false, "HTTP/1.1", 200, big, "chunked", false),
 		Entry("a large body cut short: truncated", "HTTP/1.1 200 OK\r\nContent-Length: 204800\r\n\r\n"+big, true, "HTTP/1.1", 0, "truncated", "", true),
 		Entry("a malformed status line: 502", "HTTP/1.1 OK\r\n\r\n", true, "HTTP/1.1", 502, "malformed", "length", false),
 		Entry("conflicting lengths: 502", "HTTP/1.1 200 OK\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\nup 1\n", true, "HTTP/1.1", 502, "Content-Length", "length", false),

@@ -203,8 +203,73 @@ func (p *Proxy) answer(c *serverConn, r *request, pc *conn, resp *response, star
 		err := c.write(whole)
 		return keep && err == nil, true, nil
 	}
+	if resp.contentLength < 0 {
+		// Unknown length: read whole when it fits, as the event loops do,
+		// so that a body cut short is a 502 here too.
+		buf := answerBuffers.Get().(*[]byte)
+		defer answerBuffers.Put(buf)
+		a := unframedBuffer(buf, b)
+		bodyAt, limit := len(a), cap(a)-unframedTail
+		for len(a) < limit {
+			n, err := body.Read(a[len(a):limit])
+			a = a[:len(a)+n]
+			if err == io.EOF {
+				p.forwarded(resp.status, start)
+				err := c.write(frameUnframed(a, bodyAt, chunked, true))
+				return keep && err == nil, true, nil
+			}
+			if err != nil {
+				return false, false, fmt.Errorf("response body cut short: %w", err)
+			}
+		}
+		b = frameUnframed(a, bodyAt, chunked, false)
+	}
 	keep, complete = p.stream(c, r, resp.status, b, body, chunked, keep, start)
 	return keep, complete, nil
+}
+
+// A body of unknown length (chunked, or ended by the upstream closing) is
+// read after the answer's header and room for the line that frames it as
+// one chunk, and answered in one write when it ends before the buffer is
+// full: header, chunk-size line, body, CRLF and last chunk (unframedTail
+// bytes are kept free for these two). One that outgrows the buffer is
+// streamed on after what was read.
+const (
+	chunkLineRoom = 18
+	unframedTail  = len("\r\n") + len("0\r\n\r\n")
+)
+
+// unframedBuffer returns the pooled buffer holding head and room for a
+// chunk-size line.
+func unframedBuffer(pooled *[]byte, head []byte) []byte {
+	return append(append((*pooled)[:0], head...), make([]byte, chunkLineRoom)...)
+}
+
+// frameUnframed returns the answer in a (header, room, then from bodyAt
+// the body read so far) as it is sent: the header, then the body framed
+// as one chunk when chunked, and the last chunk when last. The header is
+// moved next to the body, in place.
+func frameUnframed(a []byte, bodyAt int, chunked, last bool) []byte {
+	head := bodyAt - chunkLineRoom
+	size := len(a) - bodyAt
+	start := bodyAt // where the header is moved to end
+	if chunked && size > 0 {
+		var line [chunkLineRoom]byte
+		l := append(strconv.AppendInt(line[:0], int64(size), 16), "\r\n"...)
+		start -= len(l)
+		copy(a[start:], l)
+	}
+	copy(a[start-head:], a[:head])
+	a = a[start-head:]
+	if chunked {
+		if size > 0 {
+			a = append(a, "\r\n"...)
+		}
+		if last {
+			a = append(a, lastChunk...)
+		}
+	}
+	return a
 }
 
 // stream writes head (the answer's header, and any of its body read

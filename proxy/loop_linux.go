@@ -13,7 +13,6 @@ import (
 	"os"
 	"runtime"
 	"runtime/debug"
-	"strconv"
 	"sync"
 	"syscall"
 	"time"
@@ -770,11 +769,9 @@ func (cl *lclient) respond() {
 		}
 	} else {
 		// A body of unknown length (chunked, as promhttp sends one of
-		// more than 2 KB, or ended by the upstream closing): read it
-		// after room for a chunk-size line, until it ends or outgrows
-		// the buffer.
+		// more than 2 KB, or ended by the upstream closing).
 		cl.pooled = answerBuffers.Get().(*[]byte)
-		cl.answer = append(append((*cl.pooled)[:0], b...), make([]byte, chunkLineRoom)...)
+		cl.answer = unframedBuffer(cl.pooled, b)
 		cl.bodyAt, cl.got = len(cl.answer), -1
 		sc.out = b[:0]
 	}
@@ -815,21 +812,19 @@ func (cl *lclient) readBody() {
 	cl.finish(cl.keep && err == nil)
 }
 
-// chunkLineRoom is the room kept between an answer's header and a body
-// of unknown length for the line that frames it as one chunk.
-const chunkLineRoom = 18
-
 // readUnframed reads what has come of a body of unknown length. Once it
-// has ended, the answer is written in one piece: the body as one chunk
-// (or as it is, to an HTTP/1.0 client). A body that outgrows the buffer
-// is streamed on by a goroutine, after what was read.
+// has ended, the answer is written in one piece (see unframedAnswer). A
+// body that outgrows the buffer is streamed on by a goroutine, after what
+// was read.
 func (cl *lclient) readUnframed() {
+	limit := cap(cl.answer) - unframedTail
 	for {
-		if len(cl.answer) == cap(cl.answer) {
-			cl.lend(lentExchange{head: cl.framed(false), body: cl.body, chunked: cl.chunked, keep: cl.keep})
+		if len(cl.answer) >= limit {
+			head := frameUnframed(cl.answer, cl.bodyAt, cl.chunked, false)
+			cl.lend(lentExchange{head: head, body: cl.body, chunked: cl.chunked, keep: cl.keep})
 			return
 		}
-		n, err := cl.body.Read(cl.answer[len(cl.answer):cap(cl.answer)])
+		n, err := cl.body.Read(cl.answer[len(cl.answer):limit])
 		cl.answer = cl.answer[:len(cl.answer)+n]
 		if err == io.EOF {
 			break
@@ -844,36 +839,9 @@ func (cl *lclient) readUnframed() {
 	}
 	sc := cl.sc
 	cl.l.p.forwarded(sc.resp.status, cl.x.start)
-	err := sc.write(cl.framed(true))
+	err := sc.write(frameUnframed(cl.answer, cl.bodyAt, cl.chunked, true))
 	cl.releaseAnswer()
 	cl.finish(cl.keep && err == nil)
-}
-
-// framed returns the answer read so far (header, room, body) as it is
-// sent: the header, then the body framed as one chunk when chunked, and
-// the last chunk when last.
-func (cl *lclient) framed(last bool) []byte {
-	a := cl.answer
-	head := cl.bodyAt - chunkLineRoom
-	size := len(a) - cl.bodyAt
-	start := cl.bodyAt // where the header is moved to end
-	if cl.chunked && size > 0 {
-		var line [chunkLineRoom]byte
-		l := append(strconv.AppendInt(line[:0], int64(size), 16), "\r\n"...)
-		start -= len(l)
-		copy(a[start:], l)
-	}
-	copy(a[start-head:], a[:head])
-	a = a[start-head:]
-	if cl.chunked {
-		if size > 0 {
-			a = append(a, "\r\n"...)
-		}
-		if last {
-			a = append(a, lastChunk...)
-		}
-	}
-	return a
 }
 
 func (cl *lclient) releaseAnswer() {
