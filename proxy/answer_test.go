@@ -19,11 +19,18 @@ import (
 // rawUpstream answers every request on every connection with the same raw
 // bytes, then closes the connection when closeAfter is set.
 func rawUpstream(answer string, closeAfter bool) string {
+	return rawServer(func(int, *http.Request) (string, bool) { return answer, closeAfter })
+}
+
+// rawServer is an upstream that answers each request with the raw bytes
+// answer returns for it (given the connection's number, from 1), then
+// closes the connection when told to.
+func rawServer(answer func(conn int, r *http.Request) (raw string, close bool)) string {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	Expect(err).NotTo(HaveOccurred())
 	DeferCleanup(ln.Close)
 	go func() {
-		for {
+		for n := 1; ; n++ {
 			conn, err := ln.Accept()
 			if err != nil {
 				return
@@ -32,10 +39,12 @@ func rawUpstream(answer string, closeAfter bool) string {
 				defer conn.Close()
 				br := bufio.NewReader(conn)
 				for {
-					if _, err := http.ReadRequest(br); err != nil {
+					r, err := http.ReadRequest(br)
+					if err != nil {
 						return
 					}
-					if _, err := io.WriteString(conn, answer); err != nil || closeAfter {
+					raw, closing := answer(n, r)
+					if _, err := io.WriteString(conn, raw); err != nil || closing {
 						return
 					}
 				}

@@ -881,8 +881,9 @@ func (cl *lclient) upFail(err error) {
 	cl.fail(err)
 }
 
-// fail ends the exchange with a 502 (none when the client is gone).
-func (cl *lclient) fail(err error) {
+// abandon lets go of what the exchange holds: its upstream connection
+// (closed), its dial (cancelled) and its answer buffer.
+func (cl *lclient) abandon() {
 	if up := cl.up; up != nil {
 		cl.up, up.cl = nil, nil
 		cl.l.closeSock(up.s)
@@ -892,6 +893,11 @@ func (cl *lclient) fail(err error) {
 		cl.cancel = nil
 	}
 	cl.releaseAnswer()
+}
+
+// fail ends the exchange with a 502 (none when the client is gone).
+func (cl *lclient) fail(err error) {
+	cl.abandon()
 	p := cl.l.p
 	p.metrics.upstream.Observe(time.Since(cl.x.start).Seconds())
 	cl.end(p.upstreamFailed(cl.sc, &cl.sc.req, err))
@@ -1027,15 +1033,7 @@ func (cl *lclient) close() {
 	if cl.state == closed {
 		return
 	}
-	if up := cl.up; up != nil {
-		cl.up, up.cl = nil, nil
-		cl.l.closeSock(up.s)
-	}
-	if cl.cancel != nil {
-		cl.cancel()
-		cl.cancel = nil
-	}
-	cl.releaseAnswer()
+	cl.abandon()
 	cl.state = closed
 	cl.gen++
 	delete(cl.l.clients, cl)

@@ -65,39 +65,15 @@ type recordingUpstream struct {
 }
 
 func (u *recordingUpstream) start() string {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	Expect(err).NotTo(HaveOccurred())
-	DeferCleanup(ln.Close)
-	go func() {
-		for n := 1; ; n++ {
-			conn, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go func() {
-				defer conn.Close()
-				br := bufio.NewReader(conn)
-				for {
-					r, err := http.ReadRequest(br)
-					if err != nil {
-						return
-					}
-					u.mu.Lock()
-					u.seen = append(u.seen, strconv.Itoa(n)+r.URL.Path)
-					u.mu.Unlock()
-					closing := strings.Contains(r.URL.Path, "close")
-					answer := "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n"
-					if closing {
-						answer += "Connection: close\r\n"
-					}
-					if _, err := io.WriteString(conn, answer+"\r\nok"); err != nil || closing {
-						return
-					}
-				}
-			}()
+	return rawServer(func(conn int, r *http.Request) (string, bool) {
+		u.mu.Lock()
+		u.seen = append(u.seen, strconv.Itoa(conn)+r.URL.Path)
+		u.mu.Unlock()
+		if strings.Contains(r.URL.Path, "close") {
+			return "HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok", true
 		}
-	}()
-	return ln.Addr().String()
+		return "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok", false
+	})
 }
 
 func (u *recordingUpstream) requests() []string {

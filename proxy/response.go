@@ -497,13 +497,8 @@ func (b *responseBody) readChunked(p []byte) (n int, err error) {
 			}
 			b.step = chunkSize
 		case chunkSize:
-			if !lineBuffered(b.br) {
-				if n > 0 {
-					return n, nil
-				}
-				if err := fillLine(b.br); err != nil {
-					return n, err
-				}
+			if wait, err := b.awaitLine(n); wait || err != nil {
+				return n, err
 			}
 			size, err := b.readChunkSize()
 			if err != nil {
@@ -515,13 +510,8 @@ func (b *responseBody) readChunked(p []byte) (n int, err error) {
 				b.step = chunkTrailer
 			}
 		case chunkTrailer:
-			if !lineBuffered(b.br) {
-				if n > 0 {
-					return n, nil
-				}
-				if err := fillLine(b.br); err != nil {
-					return n, err
-				}
+			if wait, err := b.awaitLine(n); wait || err != nil {
+				return n, err
 			}
 			line, err := readChunkLine(b.br)
 			if err != nil {
@@ -538,6 +528,19 @@ func (b *responseBody) readChunked(p []byte) (n int, err error) {
 			}
 		}
 	}
+}
+
+// awaitLine makes sure the framing line readChunked reads next is
+// buffered whole. With n bytes of data read already, it does not wait
+// for one: wait tells readChunked to return them first.
+func (b *responseBody) awaitLine(n int) (wait bool, err error) {
+	if lineBuffered(b.br) {
+		return false, nil
+	}
+	if n > 0 {
+		return true, nil
+	}
+	return false, fillLine(b.br)
 }
 
 // readDataEnd reads the CRLF after a chunk's data.
