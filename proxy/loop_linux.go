@@ -742,7 +742,8 @@ func (cl *lclient) upstream() {
 }
 
 // respond starts the answer to a response whose header has been read. A
-// body that may be larger than smallBody is streamed by a goroutine.
+// body announced as larger than smallBody is streamed by a goroutine; one
+// of unknown length is read until it ends or outgrows the buffer.
 func (cl *lclient) respond() {
 	sc, p := cl.sc, cl.l.p
 	r, resp := &sc.req, &sc.resp
