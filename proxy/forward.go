@@ -47,8 +47,7 @@ func (p *Proxy) exchange(c *serverConn, r *request, x scrape) bool {
 	c.out = x.head[:0]
 	if err != nil {
 		w.stop()
-		p.metrics.upstream.Observe(time.Since(x.start).Seconds())
-		return p.upstreamFailed(c, r, err)
+		return p.upstreamFailed(c, r, err, x.start)
 	}
 	keep, reusable := p.relay(c, r, pc, resp, x.start, w)
 	p.client.release(pc, reusable)
@@ -115,8 +114,7 @@ func (p *Proxy) relay(c *serverConn, r *request, pc *conn, resp *response, start
 	}
 	if err != nil {
 		// Nothing was written: the body was cut short before it began.
-		p.metrics.upstream.Observe(time.Since(start).Seconds())
-		return p.upstreamFailed(c, r, err), reusable
+		return p.upstreamFailed(c, r, err, start), reusable
 	}
 	return keep, reusable
 }
@@ -372,9 +370,11 @@ func (c *serverConn) copyBody(body io.Reader, chunked bool) (complete bool, err 
 
 // upstreamFailed answers 502 with the reason, unless the client has gone
 // away already (Prometheus' scrape_timeout fired), which is no failure of the
-// upstream's. It reports whether the client connection may carry another
-// request.
-func (p *Proxy) upstreamFailed(c *serverConn, r *request, err error) bool {
+// upstream's. Either way the exchange's time since start is observed as
+// upstream latency. It reports whether the client connection may carry
+// another request.
+func (p *Proxy) upstreamFailed(c *serverConn, r *request, err error, start time.Time) bool {
+	p.metrics.upstream.Observe(time.Since(start).Seconds())
 	data := lager.Data{"host": r.url.Host, "path": r.url.Path, "error": err.Error()}
 	if errors.Is(err, errClientGone) {
 		p.metrics.count(OutcomeClientGone, 499)

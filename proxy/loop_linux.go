@@ -265,6 +265,19 @@ func (l *loop) register(s *sockConn) error {
 	return nil
 }
 
+// take makes s the loop's (sockConn.own) and adds it to the epoll set.
+// On failure s is closed.
+func (l *loop) take(s *sockConn) error {
+	err := s.own(l)
+	if err == nil {
+		err = l.register(s)
+	}
+	if err != nil {
+		l.closeSock(s)
+	}
+	return err
+}
+
 // unregister takes s out of the epoll set.
 func (l *loop) unregister(s *sockConn) {
 	if s.fd < len(l.owners) && l.owners[s.fd] == s {
@@ -288,7 +301,9 @@ func (l *loop) closeSock(s *sockConn) {
 	} else {
 		l.unregister(s)
 	}
-	_ = syscall.Close(s.fd)
+	if s.fd >= 0 {
+		_ = syscall.Close(s.fd)
+	}
 }
 
 // noteDue makes sure the loop wakes at t.
@@ -335,10 +350,6 @@ func (l *loop) scan() {
 
 // adopt starts serving a new client connection.
 func (l *loop) adopt(s *sockConn) {
-	if err := s.own(l); err != nil {
-		_ = s.Close()
-		return
-	}
 	sc := l.srv.newConn(s)
 	if sc == nil {
 		l.closeSock(s)
@@ -346,9 +357,8 @@ func (l *loop) adopt(s *sockConn) {
 	}
 	cl := &lclient{l: l, sc: sc, s: s}
 	s.owner = cl
-	if err := l.register(s); err != nil {
+	if err := l.take(s); err != nil {
 		l.p.logger.Error("event-loop", err)
-		l.closeSock(s)
 		l.srv.forget(sc)
 		return
 	}
@@ -395,13 +405,11 @@ func (l *loop) putIdle(up *lupstream) {
 		l.closeSock(up.s)
 		return
 	}
-	if up.s.readable {
+	if up.spoilt() {
 		// The last read filled its buffer: whatever came after the
 		// response brings no event of its own.
-		if _, err := up.pc.br.Peek(1); !errors.Is(err, errWouldBlock) {
-			l.closeSock(up.s)
-			return
-		}
+		l.closeSock(up.s)
+		return
 	}
 	up.pc.idleSince = time.Now()
 	h.idle = append(h.idle, up)
@@ -445,16 +453,23 @@ func (up *lupstream) event(ev uint32) {
 	}
 	s.note(ev)
 	if up.cl == nil {
-		// Idle: anything but a TLS session ticket means the upstream
-		// closed it, or sent what no request asked for.
-		if s.readable {
-			if _, err := up.pc.br.Peek(1); !errors.Is(err, errWouldBlock) {
-				up.l.dropIdle(up)
-			}
+		if up.spoilt() {
+			up.l.dropIdle(up)
 		}
 		return
 	}
 	up.cl.upstream()
+}
+
+// spoilt reports whether an idle connection can carry no more requests:
+// anything read from it but a TLS session ticket means the upstream closed
+// it, or sent what no request asked for.
+func (up *lupstream) spoilt() bool {
+	if !up.s.readable {
+		return false
+	}
+	_, err := up.pc.br.Peek(1)
+	return !errors.Is(err, errWouldBlock)
 }
 
 func (up *lupstream) abort() {
@@ -662,13 +677,7 @@ func (cl *lclient) dialed(gen int, ctx context.Context, pc *conn, err error) {
 	s := pc.raw.(*sockConn)
 	up := &lupstream{l: cl.l, pc: pc, s: s}
 	s.owner = up
-	if err := s.own(cl.l); err != nil {
-		_ = pc.Close()
-		cl.fail(err)
-		return
-	}
-	if err := cl.l.register(s); err != nil {
-		cl.l.closeSock(s)
+	if err := cl.l.take(s); err != nil {
 		cl.fail(err)
 		return
 	}
@@ -899,9 +908,7 @@ func (cl *lclient) abandon() {
 // fail ends the exchange with a 502 (none when the client is gone).
 func (cl *lclient) fail(err error) {
 	cl.abandon()
-	p := cl.l.p
-	p.metrics.upstream.Observe(time.Since(cl.x.start).Seconds())
-	cl.end(p.upstreamFailed(cl.sc, &cl.sc.req, err))
+	cl.end(cl.l.p.upstreamFailed(cl.sc, &cl.sc.req, err, cl.x.start))
 }
 
 // end ends an exchange and goes on to the next request, or closes.
@@ -974,16 +981,12 @@ func (cl *lclient) returned(up *lupstream, keep, reusable bool) {
 	cl.state = waiting
 	cl.up, up.cl = nil, nil
 	cl.releaseAnswer()
-	if err := up.s.own(l); err != nil || !reusable || up.pc.br.Buffered() != 0 || l.register(up.s) != nil {
+	if !reusable || up.pc.br.Buffered() != 0 {
 		l.closeSock(up.s)
-	} else {
+	} else if l.take(up.s) == nil {
 		l.putIdle(up)
 	}
-	if err := cl.s.own(l); err != nil {
-		cl.close()
-		return
-	}
-	if err := l.register(cl.s); err != nil {
+	if l.take(cl.s) != nil {
 		cl.close()
 		return
 	}
@@ -1094,8 +1097,7 @@ func (p *Proxy) relayLent(c *serverConn, pc *conn, e lentExchange) (keep, reusab
 		if w.isGone() {
 			err = errClientGone
 		}
-		p.metrics.upstream.Observe(time.Since(x.start).Seconds())
-		return p.upstreamFailed(c, r, err), false
+		return p.upstreamFailed(c, r, err, x.start), false
 	}
 	if e.head == nil {
 		return p.relay(c, r, pc, resp, x.start, w)
