@@ -45,8 +45,8 @@ FUZZ_SLOW := $(FUZZTIME)
 endif
 fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzRender$$' -fuzztime $(FUZZ_SLOW) ./targets/
-	$(GO) test -run '^$$' -fuzz '^FuzzParseScrapeParams$$' -fuzztime $(FUZZ_FAST) ./targets/
-	$(GO) test -run '^$$' -fuzz '^FuzzValidGUID$$' -fuzztime $(FUZZ_FAST) ./targets/
+	$(GO) test -run '^$$' -fuzz '^FuzzParse$$' -fuzztime $(FUZZ_FAST) ./scrape/
+	$(GO) test -run '^$$' -fuzz '^FuzzValidGUID$$' -fuzztime $(FUZZ_FAST) ./scrape/
 	$(GO) test -run '^$$' -fuzz '^FuzzParseVCAPServices$$' -fuzztime $(FUZZ_FAST) ./config/
 	$(GO) test -run '^$$' -fuzz '^FuzzBind$$' -fuzztime $(FUZZ_SLOW) ./broker/
 	$(GO) test -run '^$$' -fuzz '^FuzzReadRequest$$' -fuzztime $(FUZZ_FAST) ./proxy/

@@ -10,6 +10,7 @@ import (
 	"github.com/pivotal-cf/brokerapi/v10/domain"
 	"github.com/pivotal-cf/brokerapi/v10/domain/apiresponses"
 
+	"github.com/alphagov/cf-app-discovery/scrape"
 	"github.com/alphagov/cf-app-discovery/targets"
 )
 
@@ -151,10 +152,10 @@ func (b *Broker) writeTargetOrFail(ctx context.Context, logger lager.Logger, app
 }
 
 func (b *Broker) validateBind(instanceID, bindingID, appGUID string, details domain.BindDetails) error {
-	if !targets.ValidGUID(instanceID) {
+	if !scrape.ValidGUID(instanceID) {
 		return errInvalidID("instance_id", instanceID)
 	}
-	if !targets.ValidGUID(bindingID) {
+	if !scrape.ValidGUID(bindingID) {
 		return errInvalidID("binding_id", bindingID)
 	}
 	if err := b.checkCatalog(details.ServiceID, details.PlanID); err != nil {
@@ -163,7 +164,7 @@ func (b *Broker) validateBind(instanceID, bindingID, appGUID string, details dom
 	if appGUID == "" {
 		return errRequiresApp
 	}
-	if !targets.ValidGUID(appGUID) {
+	if !scrape.ValidGUID(appGUID) {
 		return errInvalidID("app_guid", appGUID)
 	}
 	return nil

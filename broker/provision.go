@@ -5,10 +5,9 @@ import (
 	"time"
 
 	"code.cloudfoundry.org/lager/v3"
+	"github.com/alphagov/cf-app-discovery/scrape"
 	"github.com/pivotal-cf/brokerapi/v10/domain"
 	"github.com/pivotal-cf/brokerapi/v10/domain/apiresponses"
-
-	"github.com/alphagov/cf-app-discovery/targets"
 )
 
 // Provision answers PUT /v2/service_instances/:instance_id, reached by
@@ -16,7 +15,7 @@ import (
 // idempotent, and answers 201 to a repeat as to the first.
 func (b *Broker) Provision(_ context.Context, instanceID string, details domain.ProvisionDetails, _ bool) (_ domain.ProvisionedServiceSpec, err error) {
 	defer func(start time.Time) { b.metrics.observe("provision", start, "ok", err) }(time.Now())
-	if !targets.ValidGUID(instanceID) {
+	if !scrape.ValidGUID(instanceID) {
 		return domain.ProvisionedServiceSpec{}, errInvalidID("instance_id", instanceID)
 	}
 	if err := b.checkCatalog(details.ServiceID, details.PlanID); err != nil {
@@ -32,7 +31,7 @@ func (b *Broker) Provision(_ context.Context, instanceID string, details domain.
 // to remove, and a 410 would only make Cloud Controller log a warning.
 func (b *Broker) Deprovision(_ context.Context, instanceID string, details domain.DeprovisionDetails, _ bool) (_ domain.DeprovisionServiceSpec, err error) {
 	defer func(start time.Time) { b.metrics.observe("deprovision", start, "ok", err) }(time.Now())
-	if !targets.ValidGUID(instanceID) {
+	if !scrape.ValidGUID(instanceID) {
 		return domain.DeprovisionServiceSpec{}, errInvalidID("instance_id", instanceID)
 	}
 	if err := b.checkCatalog(details.ServiceID, details.PlanID); err != nil {

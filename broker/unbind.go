@@ -9,6 +9,7 @@ import (
 	"github.com/pivotal-cf/brokerapi/v10/domain"
 	"github.com/pivotal-cf/brokerapi/v10/domain/apiresponses"
 
+	"github.com/alphagov/cf-app-discovery/scrape"
 	"github.com/alphagov/cf-app-discovery/targets"
 )
 
@@ -30,10 +31,10 @@ func (b *Broker) Unbind(ctx context.Context, instanceID, bindingID string, detai
 // binding, "target-kept" otherwise.
 func (b *Broker) unbind(ctx context.Context, instanceID, bindingID string, details domain.UnbindDetails) (string, error) {
 	logger := b.logger.Session("unbind", lager.Data{"instance_id": instanceID, "binding_id": bindingID})
-	if !targets.ValidGUID(instanceID) {
+	if !scrape.ValidGUID(instanceID) {
 		return "", errInvalidID("instance_id", instanceID)
 	}
-	if !targets.ValidGUID(bindingID) {
+	if !scrape.ValidGUID(bindingID) {
 		return "", errInvalidID("binding_id", bindingID)
 	}
 	if err := b.checkCatalog(details.ServiceID, details.PlanID); err != nil {
@@ -58,7 +59,7 @@ func (b *Broker) unbind(ctx context.Context, instanceID, bindingID string, detai
 			return "", errCFUnavailable("could not look the binding up in the CF API", err)
 		}
 		appGUID = cfBinding.AppGUID
-		if !targets.ValidGUID(appGUID) {
+		if !scrape.ValidGUID(appGUID) {
 			logger.Info("binding-without-app")
 			return "", apiresponses.ErrBindingDoesNotExist
 		}

@@ -14,8 +14,7 @@ import (
 	"time"
 
 	"code.cloudfoundry.org/lager/v3"
-
-	"github.com/alphagov/cf-app-discovery/targets"
+	"github.com/alphagov/cf-app-discovery/scrape"
 )
 
 // MaxRequestURI is the longest request target the proxy accepts. Scrape URLs
@@ -28,8 +27,8 @@ const MaxRequestURI = 8 << 10
 // body cut short still gets a 502. Larger bodies are streamed.
 const smallBody = 64 << 10
 
-// scrape is a checked scrape, ready to go upstream.
-type scrape struct {
+// checkedScrape is a checked scrape, ready to go upstream.
+type checkedScrape struct {
 	host     string // the upstream host (and Host header)
 	head     []byte // the request header to send
 	start    time.Time
@@ -39,7 +38,7 @@ type scrape struct {
 // exchange sends the checked scrape x upstream and answers r with the
 // response, on the connection's goroutine. It reports whether the client
 // connection may carry another request.
-func (p *Proxy) exchange(c *serverConn, r *request, x scrape) bool {
+func (p *Proxy) exchange(c *serverConn, r *request, x checkedScrape) bool {
 	w := c.watch()
 	w.start()
 	resp := &c.resp
@@ -59,9 +58,9 @@ func (p *Proxy) exchange(c *serverConn, r *request, x scrape) bool {
 // true, keep whether the connection may carry another request); an
 // accepted one is returned with its upstream request header built in
 // c.out.
-func (p *Proxy) prepare(c *serverConn, r *request) (x scrape, keep, answered bool) {
-	reject := func(status int, outcome, reason string) (scrape, bool, bool) {
-		return scrape{}, p.reject(c, r, status, outcome, reason), true
+func (p *Proxy) prepare(c *serverConn, r *request) (x checkedScrape, keep, answered bool) {
+	reject := func(status int, outcome, reason string) (checkedScrape, bool, bool) {
+		return checkedScrape{}, p.reject(c, r, status, outcome, reason), true
 	}
 	if r.method != http.MethodGet && r.method != http.MethodHead {
 		return reject(http.StatusMethodNotAllowed, OutcomeRejectedMethod, "method "+r.method+" is not allowed: only GET and HEAD are forwarded")
@@ -82,14 +81,14 @@ func (p *Proxy) prepare(c *serverConn, r *request) (x scrape, keep, answered boo
 	if hasControl(u.Path) {
 		return reject(http.StatusBadRequest, OutcomeRejectedParams, "control character in the URL path")
 	}
-	if c.scrape == nil {
-		c.scrape = make(url.Values, 3)
+	if c.scrapeParams == nil {
+		c.scrapeParams = make(url.Values, 3)
 	}
-	query, err := splitQuery(u.RawQuery, c.scrape)
+	query, err := splitQuery(u.RawQuery, c.scrapeParams)
 	if err != nil {
 		return reject(http.StatusBadRequest, OutcomeRejectedParams, err.Error())
 	}
-	params, hasParams, err := targets.ParseScrapeParams(c.scrape)
+	params, hasParams, err := scrape.Parse(c.scrapeParams)
 	if err != nil {
 		return reject(http.StatusBadRequest, OutcomeRejectedParams, err.Error())
 	}
@@ -399,7 +398,7 @@ const defaultUserAgent = "Go-http-client/1.1"
 // host as Host, and the client's header without hop-by-hop fields and
 // without the fields the proxy alone sets: a client can never choose the
 // instance or the bearer token other than through the scrape parameters.
-func appendRequestHead(b []byte, r *request, host, query string, params targets.ScrapeParams, hasParams bool) []byte {
+func appendRequestHead(b []byte, r *request, host, query string, params scrape.Params, hasParams bool) []byte {
 	b = append(b, r.method...)
 	b = append(b, ' ')
 	if path := r.url.EscapedPath(); path != "" {
@@ -435,7 +434,7 @@ func appendRequestHead(b []byte, r *request, host, query string, params targets.
 // proxySets reports whether the proxy alone sets the field name upstream:
 // the scrape headers, Host, and the framing of the (empty) request body.
 func proxySets(name string) bool {
-	for _, k := range [...]string{"Authorization", targets.HeaderAppInstance, targets.HeaderAppInstanceCopy,
+	for _, k := range [...]string{"Authorization", scrape.HeaderAppInstance, scrape.HeaderAppInstanceCopy,
 		"Host", "Content-Length", "Transfer-Encoding", "Expect"} {
 		if equalFold(name, k) {
 			return true
@@ -498,9 +497,9 @@ func upstreamHost(hostport string) string {
 // encoding; scrape receives the decoded scrape parameters (its slices are
 // emptied first: an empty one means absent). Keys or values with control
 // characters (%0d%0a and the like) or malformed escapes are errors.
-func splitQuery(raw string, scrape url.Values) (query string, err error) {
-	for _, k := range [...]string{targets.ParamAppGUID, targets.ParamAppInstance, targets.ParamAppInstanceIndex} {
-		scrape[k] = scrape[k][:0]
+func splitQuery(raw string, params url.Values) (query string, err error) {
+	for _, k := range [...]string{scrape.ParamAppGUID, scrape.ParamAppInstance, scrape.ParamAppInstanceIndex} {
+		params[k] = params[k][:0]
 	}
 	var kept strings.Builder
 	found := false
@@ -526,8 +525,8 @@ func splitQuery(raw string, scrape url.Values) (query string, err error) {
 			return "", fmt.Errorf("control character in query parameter %q", key)
 		}
 		switch key {
-		case targets.ParamAppGUID, targets.ParamAppInstance, targets.ParamAppInstanceIndex:
-			scrape[key] = append(scrape[key], value)
+		case scrape.ParamAppGUID, scrape.ParamAppInstance, scrape.ParamAppInstanceIndex:
+			params[key] = append(params[key], value)
 			found = true
 			continue
 		}

@@ -508,7 +508,7 @@ type lclient struct {
 	// the request is sent upstream, the response header.
 	headerBy time.Time
 
-	x       scrape
+	x       checkedScrape
 	up      *lupstream
 	reused  bool // up came from the pool
 	retried bool
@@ -627,7 +627,7 @@ func (cl *lclient) gone() bool {
 }
 
 // start sends x upstream on an idle connection, or a new one.
-func (cl *lclient) start(x scrape) {
+func (cl *lclient) start(x checkedScrape) {
 	cl.x, cl.retried = x, false
 	cl.sc.out = x.head[:0] // keeps what the buffer grew to
 	if cl.gone() {
@@ -1057,7 +1057,7 @@ func (cl *lclient) abort() {
 
 // lentExchange is the rest of an exchange a loop lends a goroutine.
 type lentExchange struct {
-	x scrape
+	x checkedScrape
 	// headerBy, unless zero, is when the response header, still to
 	// read, is due.
 	headerBy time.Time

@@ -4,7 +4,7 @@
 // Prometheus sends each scrape in absolute form
 // (GET http://my-app.example.com/metrics?cf_app_guid=G&cf_app_instance=G%3A0&cf_app_instance_index=0).
 // The proxy forwards it to the app's route, turning the scrape parameters of
-// the shared contract (targets.ScrapeParams) into the headers the CF router
+// the shared contract (scrape.Params) into the headers the CF router
 // routes on and the app's metrics endpoint checks. It is never an open proxy:
 // only hosts on the allow-list are reached, and only GET and HEAD.
 package proxy
@@ -179,7 +179,7 @@ func (p *Proxy) serve(c *serverConn, r *request) bool {
 // route answers r when it is no scrape to forward, or a scrape rejected
 // (answered is true, and keep whether the connection may carry another
 // request); otherwise it returns the checked scrape.
-func (p *Proxy) route(c *serverConn, r *request) (x scrape, keep, answered bool) {
+func (p *Proxy) route(c *serverConn, r *request) (x checkedScrape, keep, answered bool) {
 	switch {
 	case r.hasBody:
 		// Checked first, for every request: its body is never read, and

@@ -13,6 +13,7 @@ import (
 	. "github.com/onsi/gomega"
 
 	"github.com/alphagov/cf-app-discovery/proxy"
+	"github.com/alphagov/cf-app-discovery/scrape"
 	"github.com/alphagov/cf-app-discovery/targets"
 )
 
@@ -38,14 +39,14 @@ func (f *fakeRouter) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	f.mu.Lock()
 	f.seen = append(f.seen, seenRequest{Method: r.Method, RequestURI: r.RequestURI, Host: r.Host, Header: r.Header.Clone()})
 	f.mu.Unlock()
-	instance := r.Header.Get(targets.HeaderAppInstance)
+	instance := r.Header.Get(scrape.HeaderAppInstance)
 	known := false
 	for i := range f.instances {
-		known = known || instance == (targets.ScrapeParams{AppGUID: f.guid, Index: i}).Instance()
+		known = known || instance == (scrape.Params{AppGUID: f.guid, Index: i}).Instance()
 	}
-	if r.Host != f.host || !known || r.Header.Get(targets.HeaderAppInstanceCopy) != instance ||
+	if r.Host != f.host || !known || r.Header.Get(scrape.HeaderAppInstanceCopy) != instance ||
 		r.Header.Get("Authorization") != "Bearer "+f.guid {
-		w.Header().Set(targets.HeaderRouterError, "unknown_route")
+		w.Header().Set(scrape.HeaderRouterError, "unknown_route")
 		w.WriteHeader(http.StatusNotFound)
 		return
 	}
@@ -107,7 +108,7 @@ var _ = Describe("A scrape through the shared contract", func() {
 
 			seen := router.requests()[i]
 			Expect(seen.RequestURI).To(Equal("/metrics"))
-			Expect(seen.Header.Get(targets.HeaderAppInstance)).To(Equal(guid + ":" + group.Labels["__param_cf_app_instance_index"]))
+			Expect(seen.Header.Get(scrape.HeaderAppInstance)).To(Equal(guid + ":" + group.Labels["__param_cf_app_instance_index"]))
 			Expect(seen.Header.Get("Authorization")).To(Equal("Bearer " + guid))
 		}
 		Expect(router.requests()).To(HaveLen(3))
@@ -118,7 +119,7 @@ var _ = Describe("A scrape through the shared contract", func() {
 		Expect(err).NotTo(HaveOccurred())
 		Expect(resp.Body.Close()).To(Succeed())
 		Expect(resp.StatusCode).To(Equal(http.StatusNotFound))
-		Expect(resp.Header.Get(targets.HeaderRouterError)).To(Equal("unknown_route"))
+		Expect(resp.Header.Get(scrape.HeaderRouterError)).To(Equal("unknown_route"))
 	})
 
 	It("keeps a route's metrics path", func() {

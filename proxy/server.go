@@ -208,13 +208,13 @@ type serverConn struct {
 	br     *bufio.Reader
 	busy   atomic.Bool // reading or answering a request; Shutdown waits for it
 
-	req      request
-	resp     response
-	scrape   url.Values // the scrape parameters of the request, reused
-	out      []byte     // the response header (and a small body) being written
-	readBy   time.Time  // the read deadline set on nc
-	writeBy  time.Time  // the write deadline set on nc
-	watching *clientWatch
+	req          request
+	resp         response
+	scrapeParams url.Values // the scrape parameters of the request, reused
+	out          []byte     // the response header (and a small body) being written
+	readBy       time.Time  // the read deadline set on nc
+	writeBy      time.Time  // the write deadline set on nc
+	watching     *clientWatch
 	// linger: the connection closes after an error answer with input left
 	// unread; closing at once would reset it and lose the answer.
 	linger bool

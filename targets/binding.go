@@ -4,6 +4,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"time"
+
+	"github.com/alphagov/cf-app-discovery/scrape"
 )
 
 // Binding is the broker's record of one service binding, stored at
@@ -41,10 +43,10 @@ func UnmarshalBinding(data []byte) (Binding, error) {
 	if err := json.Unmarshal(data, &b); err != nil {
 		return Binding{}, fmt.Errorf("binding record: %w", err)
 	}
-	if err := CheckGUID("binding record binding_guid", b.BindingGUID); err != nil {
+	if err := scrape.CheckGUID("binding record binding_guid", b.BindingGUID); err != nil {
 		return Binding{}, err
 	}
-	if err := CheckGUID("binding record app_guid", b.AppGUID); err != nil {
+	if err := scrape.CheckGUID("binding record app_guid", b.AppGUID); err != nil {
 		return Binding{}, err
 	}
 	return b, nil

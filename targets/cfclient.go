@@ -16,6 +16,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/alphagov/cf-app-discovery/scrape"
 	"github.com/cloudfoundry/go-cfclient/v3/client"
 	"github.com/cloudfoundry/go-cfclient/v3/config"
 	"github.com/cloudfoundry/go-cfclient/v3/resource"
@@ -175,7 +176,7 @@ func positive[T int | time.Duration](v, def T) T {
 // routes with their domains. An app CF does not show (404 or 403) gives an
 // error wrapping ErrAppNotVisible; any other failure wraps ErrCFUnavailable.
 func (c *CFClient) App(ctx context.Context, appGUID string) (App, error) {
-	if err := CheckGUID("app guid", appGUID); err != nil {
+	if err := scrape.CheckGUID("app guid", appGUID); err != nil {
 		return App{}, fmt.Errorf("%w: %w", ErrAppNotVisible, err)
 	}
 	var (
@@ -220,7 +221,7 @@ func (c *CFClient) App(ctx context.Context, appGUID string) (App, error) {
 // its service instance. An unknown binding gives an error wrapping
 // ErrBindingNotFound.
 func (c *CFClient) Binding(ctx context.Context, guid string) (CFBinding, error) {
-	if err := CheckGUID("binding guid", guid); err != nil {
+	if err := scrape.CheckGUID("binding guid", guid); err != nil {
 		return CFBinding{}, fmt.Errorf("%w: %w", ErrBindingNotFound, err)
 	}
 	var b struct {
@@ -251,7 +252,7 @@ func (c *CFClient) Binding(ctx context.Context, guid string) (CFBinding, error) 
 // AppBindings returns the app bindings of our plan for one app, oldest
 // first.
 func (c *CFClient) AppBindings(ctx context.Context, appGUID string) ([]CFBinding, error) {
-	if err := CheckGUID("app guid", appGUID); err != nil {
+	if err := scrape.CheckGUID("app guid", appGUID); err != nil {
 		return nil, err
 	}
 	return c.planBindings(ctx, "app_guids", appGUID)
@@ -331,7 +332,7 @@ func (c *CFClient) Apps(ctx context.Context, guids []string) (map[string]App, er
 	want := map[string]bool{}
 	var ordered []string
 	for _, g := range guids {
-		if ValidGUID(g) && !want[g] {
+		if scrape.ValidGUID(g) && !want[g] {
 			want[g] = true
 			ordered = append(ordered, g)
 		}
@@ -806,7 +807,7 @@ func malformed(path, why string) error {
 func endpoint(path string) string {
 	segments := strings.Split(path, "/")
 	for i, s := range segments {
-		if ValidGUID(s) {
+		if scrape.ValidGUID(s) {
 			segments[i] = ":guid"
 		}
 	}

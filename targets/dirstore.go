@@ -119,7 +119,7 @@ func (s *DirStore) Delete(ctx context.Context, key string) error {
 // ParseKey refuses (temporary files, strays) are left out.
 func (s *DirStore) List(ctx context.Context, prefix string) ([]Object, error) {
 	if !knownPrefix(prefix) {
-		return nil, fmt.Errorf("dir list: prefix %q: %w", truncate(prefix, 80), ErrInvalidKey)
+		return nil, fmt.Errorf("dir list: prefix %.80q: %w", prefix, ErrInvalidKey)
 	}
 	entries, err := os.ReadDir(s.path(prefix))
 	if errors.Is(err, fs.ErrNotExist) {

@@ -3,8 +3,6 @@ package targets_test
 import (
 	"bytes"
 	"encoding/json"
-	"net/url"
-	"regexp"
 	"strconv"
 	"strings"
 	"testing"
@@ -51,53 +49,6 @@ func FuzzRender(f *testing.F) {
 			if utf8.ValidString(name) && labels["job"] != strings.TrimSuffix(name, "-venerable") {
 				t.Fatalf("job %q for name %q", labels["job"], name)
 			}
-		}
-	})
-}
-
-// FuzzParseScrapeParams feeds arbitrary query strings to the parser the
-// proxy uses: accepted parameters are well formed and survive a round trip
-// through the labels Prometheus turns into a query.
-func FuzzParseScrapeParams(f *testing.F) {
-	f.Add("cf_app_guid=6b5f1a2e-0c3d-4e5f-8a9b-0c1d2e3f4a5b&cf_app_instance=6b5f1a2e-0c3d-4e5f-8a9b-0c1d2e3f4a5b%3A0&cf_app_instance_index=0")
-	f.Add("cf_app_instance=x%0d%0aInjected:%20yes")
-	f.Add("cf_app_guid=..%2F..&cf_app_instance_index=-1")
-	f.Add("cf_app_instance_index=99999999999999999999")
-	f.Fuzz(func(t *testing.T, raw string) {
-		q, err := url.ParseQuery(raw)
-		if err != nil {
-			return
-		}
-		p, ok, err := targets.ParseScrapeParams(q)
-		if err != nil || !ok {
-			return
-		}
-		if !targets.ValidGUID(p.AppGUID) || p.Index < 0 {
-			t.Fatalf("accepted %+v from %q", p, raw)
-		}
-		if strings.ContainsAny(p.Instance(), "\r\n\x00") {
-			t.Fatalf("header value with control characters from %q", raw)
-		}
-		back, ok, err := targets.ParseScrapeParams(p.Query())
-		if err != nil || !ok || back != p {
-			t.Fatalf("round trip of %+v gave %+v, %v, %v", p, back, ok, err)
-		}
-	})
-}
-
-// guidPattern is the 8-4-4-4-12 form ValidGUID checks, as a regular
-// expression to check it against.
-var guidPattern = regexp.MustCompile(`^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$`)
-
-// FuzzValidGUID checks ValidGUID against the regular expression of the
-// GUID form.
-func FuzzValidGUID(f *testing.F) {
-	for _, seed := range []string{"6b5f1a2e-0c3d-4e5f-8a9b-0c1d2e3f4a5b", "6B5F1A2E-0C3D-4E5F-8A9B-0C1D2E3F4A5B", "", "../x", "6b5f1a2e-0c3d-4e5f-8a9b-0c1d2e3f4a5b\n"} {
-		f.Add(seed)
-	}
-	f.Fuzz(func(t *testing.T, s string) {
-		if got, want := targets.ValidGUID(s), guidPattern.MatchString(s); got != want {
-			t.Fatalf("ValidGUID(%q) = %v, the pattern says %v", s, got, want)
 		}
 	})
 }

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"code.cloudfoundry.org/lager/v3"
+	"github.com/alphagov/cf-app-discovery/scrape"
 )
 
 // CFReader is what the reconciler needs of the CF API. Both calls either
@@ -183,7 +184,7 @@ func (r *Reconciler) pass(ctx context.Context, logger lager.Logger, pass int) (R
 	live := map[string]CFBinding{}
 	deleting := map[string]bool{}
 	for _, b := range apiBindings {
-		if !ValidGUID(b.GUID) || !ValidGUID(b.AppGUID) {
+		if !scrape.ValidGUID(b.GUID) || !scrape.ValidGUID(b.AppGUID) {
 			continue
 		}
 		if b.Deleting {

@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"encoding/json"
 	"strings"
+
+	"github.com/alphagov/cf-app-discovery/scrape"
 )
 
 // TargetGroup is one Prometheus file_sd target group. It has only the two
@@ -78,7 +80,7 @@ func Groups(app App, paasDomain string) []TargetGroup {
 	metricsPath := MetricsPath(route.Path)
 	groups := make([]TargetGroup, 0, max(app.Instances, 0))
 	for i := 0; i < app.Instances; i++ {
-		params := ScrapeParams{AppGUID: app.GUID, Index: i}
+		params := scrape.Params{AppGUID: app.GUID, Index: i}
 		labels := params.Labels()
 		labels["instance"] = params.Instance()
 		labels["job"] = Job(app.Name)

@@ -208,7 +208,7 @@ func (s *S3Store) Delete(ctx context.Context, key string) error {
 // ParseKey refuses (stray uploads) are left out.
 func (s *S3Store) List(ctx context.Context, prefix string) ([]Object, error) {
 	if !knownPrefix(prefix) {
-		return nil, fmt.Errorf("s3 list: prefix %q: %w", truncate(prefix, 80), ErrInvalidKey)
+		return nil, fmt.Errorf("s3 list: prefix %.80q: %w", prefix, ErrInvalidKey)
 	}
 	pages := s3.NewListObjectsV2Paginator(s.client, &s3.ListObjectsV2Input{
 		Bucket: &s.bucket,

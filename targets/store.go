@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"strings"
 	"time"
+
+	"github.com/alphagov/cf-app-discovery/scrape"
 )
 
 // Bucket prefixes (SPEC §3). Prometheus hosts sync ActivePrefix only.
@@ -62,7 +64,7 @@ type Store interface {
 // TargetKey is the key of an app's target file: active/<guid>.json when
 // started, inactive/<guid>.json when not.
 func TargetKey(appGUID string, started bool) (string, error) {
-	if err := CheckGUID("app guid", appGUID); err != nil {
+	if err := scrape.CheckGUID("app guid", appGUID); err != nil {
 		return "", err
 	}
 	if started {
@@ -73,7 +75,7 @@ func TargetKey(appGUID string, started bool) (string, error) {
 
 // BindingKey is the key of a binding record.
 func BindingKey(bindingGUID string) (string, error) {
-	if err := CheckGUID("binding guid", bindingGUID); err != nil {
+	if err := scrape.CheckGUID("binding guid", bindingGUID); err != nil {
 		return "", err
 	}
 	return BindingPrefix + bindingGUID + keySuffix, nil
@@ -89,9 +91,9 @@ func ParseKey(key string) (prefix, guid string, err error) {
 			continue
 		}
 		g, ok := strings.CutSuffix(rest, keySuffix)
-		if ok && ValidGUID(g) {
+		if ok && scrape.ValidGUID(g) {
 			return p, g, nil
 		}
 	}
-	return "", "", fmt.Errorf("%q: %w", truncate(key, 80), ErrInvalidKey)
+	return "", "", fmt.Errorf("%.80q: %w", key, ErrInvalidKey)
 }

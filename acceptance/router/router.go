@@ -14,6 +14,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/alphagov/cf-app-discovery/scrape"
 	"github.com/alphagov/cf-app-discovery/targets"
 )
 
@@ -34,7 +35,7 @@ type Router struct {
 // 404 unknown_route unless the instance exists and the host is the app's,
 // 401 unless the bearer token is the app guid, metrics otherwise.
 func (rt *Router) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	guid, index, ok := parseInstance(r.Header.Get(targets.HeaderAppInstance))
+	guid, index, ok := parseInstance(r.Header.Get(scrape.HeaderAppInstance))
 	if !ok {
 		unknownRoute(w)
 		return
@@ -74,7 +75,7 @@ func (rt *Router) serves(app targets.App, host string) bool {
 
 func parseInstance(v string) (string, int, bool) {
 	guid, idx, found := strings.Cut(v, ":")
-	if !found || !targets.ValidGUID(guid) {
+	if !found || !scrape.ValidGUID(guid) {
 		return "", 0, false
 	}
 	n, err := strconv.Atoi(idx)
@@ -82,6 +83,6 @@ func parseInstance(v string) (string, int, bool) {
 }
 
 func unknownRoute(w http.ResponseWriter) {
-	w.Header().Set(targets.HeaderRouterError, "unknown_route")
+	w.Header().Set(scrape.HeaderRouterError, "unknown_route")
 	http.Error(w, "404 Not Found: Requested route does not exist.", http.StatusNotFound)
 }

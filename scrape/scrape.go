@@ -1,4 +1,10 @@
-package targets
+// Package scrape is the scrape-parameter contract: the names target files
+// carry as `__param_<name>` labels, which Prometheus turns into query
+// parameters and paas-proxy turns into the headers the CF router and the
+// app need. It depends on the standard library only, so that paas-proxy
+// links nothing else. It also holds the form of the Cloud Foundry GUIDs the
+// contract carries, which every object key and broker id must pass too.
+package scrape
 
 import (
 	"fmt"
@@ -33,20 +39,20 @@ const (
 	paramLabelPrefix = "__param_"
 )
 
-// ScrapeParams are the scrape parameters of one app instance.
-type ScrapeParams struct {
+// Params are the scrape parameters of one app instance.
+type Params struct {
 	AppGUID string
 	Index   int
 }
 
 // Instance is the "<app_guid>:<index>" form the CF router understands.
-func (p ScrapeParams) Instance() string {
+func (p Params) Instance() string {
 	return p.AppGUID + ":" + strconv.Itoa(p.Index)
 }
 
 // Labels returns the `__param_*` labels that make Prometheus send p as query
 // parameters.
-func (p ScrapeParams) Labels() map[string]string {
+func (p Params) Labels() map[string]string {
 	return map[string]string{
 		paramLabelPrefix + ParamAppGUID:          p.AppGUID,
 		paramLabelPrefix + ParamAppInstanceIndex: strconv.Itoa(p.Index),
@@ -55,7 +61,7 @@ func (p ScrapeParams) Labels() map[string]string {
 }
 
 // Query returns the query parameters Prometheus derives from Labels.
-func (p ScrapeParams) Query() url.Values {
+func (p Params) Query() url.Values {
 	return url.Values{
 		ParamAppGUID:          {p.AppGUID},
 		ParamAppInstance:      {p.Instance()},
@@ -65,7 +71,7 @@ func (p ScrapeParams) Query() url.Values {
 
 // SetHeaders sets the headers the CF router and the app's metrics endpoint
 // expect for p, replacing any values h already has for them.
-func (p ScrapeParams) SetHeaders(h http.Header) {
+func (p Params) SetHeaders(h http.Header) {
 	instance := p.Instance()
 	h.Set(HeaderAppInstance, instance)
 	h.Set(HeaderAppInstanceCopy, instance)
@@ -81,7 +87,7 @@ var (
 // AppendHeader appends the header fields SetHeaders sets to b, in HTTP/1.1
 // form ("Name: value" and CRLF each), for a proxy that writes its request
 // header itself.
-func (p ScrapeParams) AppendHeader(b []byte) []byte {
+func (p Params) AppendHeader(b []byte) []byte {
 	for _, name := range [...]string{canonicalAppInstance, canonicalAppInstanceCopy} {
 		b = append(b, name...)
 		b = append(b, ": "...)
@@ -95,55 +101,55 @@ func (p ScrapeParams) AppendHeader(b []byte) []byte {
 	return append(b, "\r\n"...)
 }
 
-// ParseScrapeParams reads the scrape parameters from a scrape URL's query.
+// Parse reads the scrape parameters from a scrape URL's query.
 // It returns ok=false and no error when none of them is present (a plain
 // request to forward as it is), and an error when any is present but
 // malformed or inconsistent with the others.
-func ParseScrapeParams(q url.Values) (p ScrapeParams, ok bool, err error) {
+func Parse(q url.Values) (p Params, ok bool, err error) {
 	guid, hasGUID := single(q, ParamAppGUID)
 	inst, hasInst := single(q, ParamAppInstance)
 	idx, hasIdx := single(q, ParamAppInstanceIndex)
 	if !hasGUID && !hasInst && !hasIdx {
-		return ScrapeParams{}, false, nil
+		return Params{}, false, nil
 	}
 	for _, name := range []string{ParamAppGUID, ParamAppInstance, ParamAppInstanceIndex} {
 		if len(q[name]) > 1 {
-			return ScrapeParams{}, false, fmt.Errorf("query parameter %s is repeated", name)
+			return Params{}, false, fmt.Errorf("query parameter %s is repeated", name)
 		}
 	}
 	if hasInst {
 		g, i, found := strings.Cut(inst, ":")
 		if !found {
-			return ScrapeParams{}, false, fmt.Errorf("query parameter %s must be <app_guid>:<index>", ParamAppInstance)
+			return Params{}, false, fmt.Errorf("query parameter %s must be <app_guid>:<index>", ParamAppInstance)
 		}
 		if hasGUID && g != guid {
-			return ScrapeParams{}, false, fmt.Errorf("query parameters %s and %s name different apps", ParamAppGUID, ParamAppInstance)
+			return Params{}, false, fmt.Errorf("query parameters %s and %s name different apps", ParamAppGUID, ParamAppInstance)
 		}
 		if hasIdx && i != idx {
-			return ScrapeParams{}, false, fmt.Errorf("query parameters %s and %s name different instances", ParamAppInstanceIndex, ParamAppInstance)
+			return Params{}, false, fmt.Errorf("query parameters %s and %s name different instances", ParamAppInstanceIndex, ParamAppInstance)
 		}
 		guid, idx, hasGUID, hasIdx = g, i, true, true
 	}
 	if !hasGUID {
-		return ScrapeParams{}, false, fmt.Errorf("query parameter %s is missing", ParamAppGUID)
+		return Params{}, false, fmt.Errorf("query parameter %s is missing", ParamAppGUID)
 	}
 	if !hasIdx {
-		return ScrapeParams{}, false, fmt.Errorf("query parameter %s is missing", ParamAppInstanceIndex)
+		return Params{}, false, fmt.Errorf("query parameter %s is missing", ParamAppInstanceIndex)
 	}
 	if !ValidGUID(guid) {
 		// Not quoted: the value is the app's bearer token, and the error
 		// ends up in the proxy's log.
-		return ScrapeParams{}, false, fmt.Errorf("query parameter %s: %w", ParamAppGUID, ErrInvalidGUID)
+		return Params{}, false, fmt.Errorf("query parameter %s: %w", ParamAppGUID, ErrInvalidGUID)
 	}
 	n, err := parseIndex(idx)
 	if err != nil {
-		return ScrapeParams{}, false, fmt.Errorf("query parameter %s: %w", ParamAppInstanceIndex, err)
+		return Params{}, false, fmt.Errorf("query parameter %s: %w", ParamAppInstanceIndex, err)
 	}
-	return ScrapeParams{AppGUID: guid, Index: n}, true, nil
+	return Params{AppGUID: guid, Index: n}, true, nil
 }
 
-// StripScrapeParams removes the scrape parameters from q, leaving any others.
-func StripScrapeParams(q url.Values) {
+// Strip removes the scrape parameters from q, leaving any others.
+func Strip(q url.Values) {
 	q.Del(ParamAppGUID)
 	q.Del(ParamAppInstance)
 	q.Del(ParamAppInstanceIndex)
@@ -166,16 +172,16 @@ const maxIndex = 1_000_000
 // the instance named in the target file.
 func parseIndex(s string) (int, error) {
 	if s == "" || len(s) > 7 || (len(s) > 1 && s[0] == '0') {
-		return 0, fmt.Errorf("%q is not an instance index", truncate(s, 16))
+		return 0, fmt.Errorf("%.16q is not an instance index", s)
 	}
 	for _, r := range s {
 		if r < '0' || r > '9' {
-			return 0, fmt.Errorf("%q is not an instance index", truncate(s, 16))
+			return 0, fmt.Errorf("%.16q is not an instance index", s)
 		}
 	}
 	n, err := strconv.Atoi(s)
 	if err != nil || n > maxIndex {
-		return 0, fmt.Errorf("%q is not an instance index", truncate(s, 16))
+		return 0, fmt.Errorf("%.16q is not an instance index", s)
 	}
 	return n, nil
 }

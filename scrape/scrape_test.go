@@ -1,4 +1,4 @@
-package targets_test
+package scrape_test
 
 import (
 	"bufio"
@@ -10,12 +10,12 @@ import (
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
 
-	"github.com/alphagov/cf-app-discovery/targets"
+	"github.com/alphagov/cf-app-discovery/scrape"
 )
 
 var _ = Describe("The scrape contract", func() {
 	const guid = "3c1d2e4f-5a6b-4c7d-8e9f-0a1b2c3d4e5f"
-	params := targets.ScrapeParams{AppGUID: guid, Index: 2}
+	params := scrape.Params{AppGUID: guid, Index: 2}
 
 	It("turns the labels of a target group into the query Prometheus sends, and back", func() {
 		query := url.Values{}
@@ -29,7 +29,7 @@ var _ = Describe("The scrape contract", func() {
 
 		parsed, err := url.ParseQuery(query.Encode())
 		Expect(err).NotTo(HaveOccurred())
-		got, ok, err := targets.ParseScrapeParams(parsed)
+		got, ok, err := scrape.Parse(parsed)
 		Expect(err).NotTo(HaveOccurred())
 		Expect(ok).To(BeTrue())
 		Expect(got).To(Equal(params))
@@ -55,15 +55,15 @@ var _ = Describe("The scrape contract", func() {
 	It("strips only the scrape parameters", func() {
 		q := params.Query()
 		q.Set("format", "prometheus")
-		targets.StripScrapeParams(q)
+		scrape.Strip(q)
 		Expect(q).To(Equal(url.Values{"format": {"prometheus"}}))
 	})
 
 	DescribeTable("ParseScrapeParams",
-		func(query string, want targets.ScrapeParams, wantOK bool, problem string) {
+		func(query string, want scrape.Params, wantOK bool, problem string) {
 			q, err := url.ParseQuery(query)
 			Expect(err).NotTo(HaveOccurred())
-			got, ok, err := targets.ParseScrapeParams(q)
+			got, ok, err := scrape.Parse(q)
 			if problem != "" {
 				Expect(err).To(MatchError(ContainSubstring(problem)))
 				Expect(err.Error()).NotTo(ContainSubstring(guid[:8]), "the guid is a bearer token")
@@ -74,10 +74,10 @@ var _ = Describe("The scrape contract", func() {
 			Expect(ok).To(Equal(wantOK))
 			Expect(got).To(Equal(want))
 		},
-		Entry("all three", "cf_app_guid="+guid+"&cf_app_instance="+guid+"%3A0&cf_app_instance_index=0", targets.ScrapeParams{AppGUID: guid}, true, ""),
-		Entry("the instance alone", "cf_app_instance="+guid+"%3A12", targets.ScrapeParams{AppGUID: guid, Index: 12}, true, ""),
-		Entry("guid and index", "cf_app_guid="+guid+"&cf_app_instance_index=3", targets.ScrapeParams{AppGUID: guid, Index: 3}, true, ""),
-		Entry("none: nothing to set", "format=x", targets.ScrapeParams{}, false, ""),
+		Entry("all three", "cf_app_guid="+guid+"&cf_app_instance="+guid+"%3A0&cf_app_instance_index=0", scrape.Params{AppGUID: guid}, true, ""),
+		Entry("the instance alone", "cf_app_instance="+guid+"%3A12", scrape.Params{AppGUID: guid, Index: 12}, true, ""),
+		Entry("guid and index", "cf_app_guid="+guid+"&cf_app_instance_index=3", scrape.Params{AppGUID: guid, Index: 3}, true, ""),
+		Entry("none: nothing to set", "format=x", scrape.Params{}, false, ""),
 		Entry("guid alone", "cf_app_guid="+guid, nil, false, "cf_app_instance_index is missing"),
 		Entry("a guid one character too long", "cf_app_guid="+guid+"0&cf_app_instance_index=0", nil, false, "not a valid GUID"),
 		Entry("index alone", "cf_app_instance_index=0", nil, false, "cf_app_guid is missing"),

@@ -1,4 +1,4 @@
-package targets
+package scrape
 
 import (
 	"errors"
@@ -37,14 +37,7 @@ func ValidGUID(s string) bool {
 // s is not a GUID.
 func CheckGUID(field, s string) error {
 	if !ValidGUID(s) {
-		return fmt.Errorf("%s %q: %w", field, truncate(s, 64), ErrInvalidGUID)
+		return fmt.Errorf("%s %.64q: %w", field, s, ErrInvalidGUID)
 	}
 	return nil
-}
-
-func truncate(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	return s[:n] + "…"
 }
