@@ -31,7 +31,8 @@ import (
 	"github.com/alphagov/cf-app-discovery/acceptance/ccsim"
 	"github.com/alphagov/cf-app-discovery/acceptance/fakecf"
 	"github.com/alphagov/cf-app-discovery/acceptance/router"
-	"github.com/alphagov/cf-app-discovery/targets"
+	"github.com/alphagov/cf-app-discovery/cfapi"
+	"github.com/alphagov/cf-app-discovery/store"
 )
 
 func TestAcceptance(t *testing.T) {
@@ -63,7 +64,7 @@ type world struct {
 	domain     fakecf.Domain
 	plan       fakecf.ServicePlan
 	s3URL      string
-	store      targets.Store
+	st         store.Store
 	cc         *ccsim.Controller
 	targetsDir string
 	promURL    string
@@ -126,13 +127,13 @@ func startWorld() {
 	DeferCleanup(s3.Close)
 	w.s3URL = s3.URL
 	awsCfg := aws.Config{Region: "us-east-1", Credentials: credentials.NewStaticCredentialsProvider("acceptance", awsSecret, "")}
-	w.store, err = targets.NewS3Store(ctx, targets.S3Options{Bucket: bucket, Endpoint: s3.URL, AWSConfig: &awsCfg})
+	w.st, err = store.NewS3(ctx, store.S3Options{Bucket: bucket, Endpoint: s3.URL, AWSConfig: &awsCfg})
 	Expect(err).NotTo(HaveOccurred())
 	// The bucket exists before the programs start, as it would on AWS.
-	_, err = w.store.List(ctx, targets.ActivePrefix)
+	_, err = w.st.List(ctx, store.ActivePrefix)
 	Expect(err).NotTo(HaveOccurred())
 
-	routerCF, err := targets.NewCFClient(ctx, targets.CFConfig{API: w.cf.URL(), Username: monitorUser, Password: uaaPassword,
+	routerCF, err := cfapi.New(ctx, cfapi.Config{API: w.cf.URL(), Username: monitorUser, Password: uaaPassword,
 		PlanID: planID, Registerer: prometheus.NewRegistry()})
 	Expect(err).NotTo(HaveOccurred())
 	rt := httptest.NewServer(&router.Router{Apps: routerCF, PaaSDomain: paasDomain})
@@ -245,13 +246,13 @@ func reconcile() {
 // reads, deleting what left the bucket, as the hosts' cron job does.
 func syncTargets() {
 	ctx := context.Background()
-	objects, err := w.store.List(ctx, targets.ActivePrefix)
+	objects, err := w.st.List(ctx, store.ActivePrefix)
 	ExpectWithOffset(1, err).NotTo(HaveOccurred())
 	keep := map[string]bool{}
 	for _, o := range objects {
 		name := filepath.Base(o.Key)
 		keep[name] = true
-		body, _, err := w.store.Get(ctx, o.Key)
+		body, _, err := w.st.Get(ctx, o.Key)
 		ExpectWithOffset(1, err).NotTo(HaveOccurred())
 		path := filepath.Join(w.targetsDir, name)
 		if old, err := os.ReadFile(path); err == nil && bytes.Equal(old, body) {
@@ -440,8 +441,8 @@ func lookupEnv(name string) (string, bool) {
 // targetKeys lists every target file in the bucket, active and inactive.
 func targetKeys() []string {
 	var keys []string
-	for _, prefix := range []string{targets.ActivePrefix, targets.InactivePrefix} {
-		objects, err := w.store.List(context.Background(), prefix)
+	for _, prefix := range []string{store.ActivePrefix, store.InactivePrefix} {
+		objects, err := w.st.List(context.Background(), prefix)
 		ExpectWithOffset(1, err).NotTo(HaveOccurred())
 		for _, o := range objects {
 			keys = append(keys, o.Key)

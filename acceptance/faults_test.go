@@ -21,6 +21,8 @@ import (
 
 	"github.com/alphagov/cf-app-discovery/acceptance/ccsim"
 	"github.com/alphagov/cf-app-discovery/acceptance/fakecf"
+	"github.com/alphagov/cf-app-discovery/cfapi"
+	"github.com/alphagov/cf-app-discovery/store"
 	"github.com/alphagov/cf-app-discovery/targets"
 )
 
@@ -106,8 +108,8 @@ var _ = Describe("under faults", Ordered, func() {
 		space     fakecf.Space
 		domain    fakecf.Domain
 		s3proxy   *faultyS3Proxy
-		direct    targets.Store
-		client    *targets.CFClient
+		direct    store.Store
+		client    *cfapi.Client
 		cc        *ccsim.Controller
 		broker    *gexec.Session
 		brokerEnv []string
@@ -138,7 +140,7 @@ var _ = Describe("under faults", Ordered, func() {
 	// bucket returns every key with its content.
 	bucket := func() map[string]string {
 		out := map[string]string{}
-		for _, prefix := range []string{targets.ActivePrefix, targets.InactivePrefix, targets.BindingPrefix} {
+		for _, prefix := range []string{store.ActivePrefix, store.InactivePrefix, store.BindingPrefix} {
 			objects, err := direct.List(ctx, prefix)
 			Expect(err).NotTo(HaveOccurred())
 			for _, o := range objects {
@@ -159,7 +161,7 @@ var _ = Describe("under faults", Ordered, func() {
 		var appGUIDs []string
 		for _, b := range bindings {
 			if !b.Deleting {
-				key, _ := targets.BindingKey(b.GUID)
+				key, _ := store.BindingKey(b.GUID)
 				want[key] = true
 				appGUIDs = append(appGUIDs, b.AppGUID)
 			}
@@ -168,12 +170,12 @@ var _ = Describe("under faults", Ordered, func() {
 		Expect(err).NotTo(HaveOccurred())
 		content := map[string]string{}
 		for _, app := range described {
-			key, _ := targets.TargetKey(app.GUID, app.Started())
+			key, _ := store.TargetKey(app.GUID, app.Started())
 			content[key] = string(targets.Render(app, paasDomain))
 		}
 		got := bucket()
 		for key, body := range got {
-			if strings.HasPrefix(key, targets.BindingPrefix) {
+			if strings.HasPrefix(key, store.BindingPrefix) {
 				Expect(want).To(HaveKey(key), "orphan record")
 				continue
 			}
@@ -220,11 +222,11 @@ var _ = Describe("under faults", Ordered, func() {
 		awsCfg := aws.Config{Region: "us-east-1", Credentials: credentials.NewStaticCredentialsProvider("acceptance", awsSecret, "")}
 		directSrv := httptest.NewServer(s3)
 		DeferCleanup(directSrv.Close)
-		direct, err = targets.NewS3Store(ctx, targets.S3Options{Bucket: "faults", Endpoint: directSrv.URL, AWSConfig: &awsCfg})
+		direct, err = store.NewS3(ctx, store.S3Options{Bucket: "faults", Endpoint: directSrv.URL, AWSConfig: &awsCfg})
 		Expect(err).NotTo(HaveOccurred())
-		_, err = direct.List(ctx, targets.ActivePrefix)
+		_, err = direct.List(ctx, store.ActivePrefix)
 		Expect(err).NotTo(HaveOccurred())
-		client, err = targets.NewCFClient(ctx, targets.CFConfig{API: cf.URL(), Username: monitorUser, Password: uaaPassword,
+		client, err = cfapi.New(ctx, cfapi.Config{API: cf.URL(), Username: monitorUser, Password: uaaPassword,
 			PlanID: planID, Registerer: prometheus.NewRegistry()})
 		Expect(err).NotTo(HaveOccurred())
 

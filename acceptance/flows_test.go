@@ -10,7 +10,7 @@ import (
 	. "github.com/onsi/gomega"
 
 	"github.com/alphagov/cf-app-discovery/acceptance/fakecf"
-	"github.com/alphagov/cf-app-discovery/targets"
+	"github.com/alphagov/cf-app-discovery/store"
 )
 
 const settle = "30s"
@@ -50,7 +50,7 @@ var _ = Describe("the whole chain, as tenants and operators see it", func() {
 		Expect(w.cf.StopApp(app.GUID)).To(Succeed())
 		reconcile()
 		Eventually(func() []promTarget { return targetsOf("payments") }, settle).Should(BeEmpty())
-		Expect(w.store.List(context.Background(), targets.InactivePrefix)).To(ContainElement(HaveField("Key", "inactive/"+app.GUID+".json")))
+		Expect(w.st.List(context.Background(), store.InactivePrefix)).To(ContainElement(HaveField("Key", "inactive/"+app.GUID+".json")))
 		Expect(w.cf.StartApp(app.GUID)).To(Succeed())
 		reconcile()
 		Eventually(upInstances("payments"), settle).Should(Equal(instances(app.GUID, 1)))
@@ -146,16 +146,16 @@ var _ = Describe("the whole chain, as tenants and operators see it", func() {
     }
   }
 ]`
-		key, _ := targets.TargetKey(app.GUID, true)
-		_, err = w.store.Put(ctx, key, []byte(ruby), targets.Condition{})
+		key, _ := store.TargetKey(app.GUID, true)
+		_, err = w.st.Put(ctx, key, []byte(ruby), store.Condition{})
 		Expect(err).NotTo(HaveOccurred())
 		syncTargets()
 		Eventually(upInstances("legacy"), settle).Should(Equal(instances(app.GUID, 1)))
 
 		reconcile()
 		Eventually(upInstances("legacy"), settle).Should(Equal(instances(app.GUID, 2)))
-		record, _ := targets.BindingKey(binding)
-		_, _, err = w.store.Get(ctx, record)
+		record, _ := store.BindingKey(binding)
+		_, _, err = w.st.Get(ctx, record)
 		Expect(err).NotTo(HaveOccurred(), "the binding was adopted")
 
 		unbind(binding)

@@ -17,6 +17,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/alphagov/cf-app-discovery/acceptance/cfcli"
+	"github.com/alphagov/cf-app-discovery/config"
+	"github.com/alphagov/cf-app-discovery/store"
 	"github.com/alphagov/cf-app-discovery/targets"
 )
 
@@ -27,7 +29,7 @@ import (
 var _ = Describe("against a real Cloud Foundry", Ordered, ContinueOnFailure, Label("real-cf"), func() {
 	var (
 		cli      *cfcli.CLI
-		store    targets.Store
+		st       store.Store
 		run      string
 		broker   string
 		services [2]string
@@ -56,7 +58,7 @@ var _ = Describe("against a real Cloud Foundry", Ordered, ContinueOnFailure, Lab
 		Expect(cli.Auth(ctx, s.Username, s.Password)).To(Succeed())
 		Expect(cli.Target(ctx, s.Org, s.Space)).To(Succeed())
 
-		store, err = targets.OpenStore(ctx, targets.StoreConfig{Bucket: s.Bucket, Region: s.Region, Endpoint: s.Endpoint}, prometheus.NewRegistry())
+		st, err = store.Open(ctx, config.Store{Bucket: s.Bucket, Region: s.Region, Endpoint: s.Endpoint}, prometheus.NewRegistry())
 		Expect(err).NotTo(HaveOccurred())
 		appDir = buildMetricsApp()
 
@@ -90,10 +92,10 @@ var _ = Describe("against a real Cloud Foundry", Ordered, ContinueOnFailure, Lab
 		return func(g Gomega) placement {
 			var found []placement
 			for _, started := range []bool{true, false} {
-				key, err := targets.TargetKey(guid, started)
+				key, err := store.TargetKey(guid, started)
 				g.Expect(err).NotTo(HaveOccurred())
-				body, _, err := store.Get(ctx, key)
-				if errors.Is(err, targets.ErrNotFound) {
+				body, _, err := st.Get(ctx, key)
+				if errors.Is(err, store.ErrNotFound) {
 					continue
 				}
 				g.Expect(err).NotTo(HaveOccurred())
@@ -127,8 +129,8 @@ var _ = Describe("against a real Cloud Foundry", Ordered, ContinueOnFailure, Lab
 		Expect(cli.BindService(ctx, app, services[0])).To(Succeed())
 		Eventually(target(ctx, guid), bound, "2s").Should(Equal(placement{"active", instances(guid, 2)}))
 
-		key, _ := targets.TargetKey(guid, true)
-		body, _, err := store.Get(ctx, key)
+		key, _ := store.TargetKey(guid, true)
+		body, _, err := st.Get(ctx, key)
 		Expect(err).NotTo(HaveOccurred())
 		var groups []targets.TargetGroup
 		Expect(json.Unmarshal(body, &groups)).To(Succeed())

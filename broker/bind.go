@@ -10,7 +10,9 @@ import (
 	"github.com/pivotal-cf/brokerapi/v10/domain"
 	"github.com/pivotal-cf/brokerapi/v10/domain/apiresponses"
 
+	"github.com/alphagov/cf-app-discovery/cfapi"
 	"github.com/alphagov/cf-app-discovery/scrape"
+	"github.com/alphagov/cf-app-discovery/store"
 	"github.com/alphagov/cf-app-discovery/targets"
 )
 
@@ -45,25 +47,25 @@ func (b *Broker) bind(ctx context.Context, instanceID, bindingID string, details
 	unlock := b.locks.lock(appGUID)
 	defer unlock()
 
-	record := targets.Binding{
+	record := store.Binding{
 		BindingGUID: bindingID, InstanceGUID: instanceID, AppGUID: appGUID,
 		ServiceID: details.ServiceID, PlanID: details.PlanID, Parameters: details.RawParameters,
-		CreatedAt: b.now().UTC(), Source: targets.SourceBroker,
+		CreatedAt: b.now().UTC(), Source: store.SourceBroker,
 	}
 	existing, err := b.readRecord(ctx, bindingID)
 	if err != nil {
 		logger.Error("read-record-failed", err)
 		return domain.Binding{}, errStoreUnavailable("could not read the binding record", err)
 	}
-	cond := targets.Condition{IfNoneMatch: true}
+	cond := store.Condition{IfNoneMatch: true}
 	switch {
 	case existing == nil:
-	case existing.Source == targets.SourceReconcile && sameBinding(existing.Binding, record):
+	case existing.Source == store.SourceReconcile && sameBinding(existing.Binding, record):
 		// The target updater listed the binding while Cloud Controller was
 		// creating it and recorded what the CF API knows. This is the
 		// binding's first bind: complete the record.
 		logger.Info("completing-adopted-record")
-		cond = targets.Condition{IfMatch: existing.etag}
+		cond = store.Condition{IfMatch: existing.etag}
 	default:
 		if err := b.repeatedBind(logger, existing.Binding, record); err != nil {
 			return domain.Binding{}, err
@@ -95,25 +97,25 @@ func (b *Broker) bind(ctx context.Context, instanceID, bindingID string, details
 // writeRecord writes the binding record under cond. When another broker
 // instance (or the target updater) wrote one meanwhile, the bind is a
 // repeat (created is false) or a conflict.
-func (b *Broker) writeRecord(ctx context.Context, logger lager.Logger, record targets.Binding, cond targets.Condition) (created bool, err error) {
+func (b *Broker) writeRecord(ctx context.Context, logger lager.Logger, record store.Binding, cond store.Condition) (created bool, err error) {
 	data, err := record.Marshal()
 	if err != nil {
 		return false, err
 	}
-	key, err := targets.BindingKey(record.BindingGUID)
+	key, err := store.BindingKey(record.BindingGUID)
 	if err != nil {
 		return false, err
 	}
-	_, err = b.store.Put(ctx, key, data, cond)
+	_, err = b.st.Put(ctx, key, data, cond)
 	if err == nil {
 		return true, nil
 	}
-	if errors.Is(err, targets.ErrPreconditionFailed) {
+	if errors.Is(err, store.ErrPreconditionFailed) {
 		existing, rerr := b.readRecord(ctx, record.BindingGUID)
 		if rerr == nil && existing != nil && cond.IfNoneMatch &&
-			existing.Source == targets.SourceReconcile && sameBinding(existing.Binding, record) {
+			existing.Source == store.SourceReconcile && sameBinding(existing.Binding, record) {
 			// Adopted by the updater since we looked: complete it, once.
-			return b.writeRecord(ctx, logger, record, targets.Condition{IfMatch: existing.etag})
+			return b.writeRecord(ctx, logger, record, store.Condition{IfMatch: existing.etag})
 		}
 		if rerr == nil && existing != nil {
 			return false, b.repeatedBind(logger, existing.Binding, record)
@@ -130,10 +132,10 @@ func (b *Broker) writeRecord(ctx context.Context, logger lager.Logger, record ta
 func (b *Broker) bindApp(ctx context.Context, logger lager.Logger, appGUID string) (targets.App, error) {
 	app, err := b.apps.App(ctx, appGUID)
 	switch {
-	case errors.Is(err, targets.ErrAppNotVisible):
+	case errors.Is(err, cfapi.ErrAppNotVisible):
 		logger.Info("app-not-visible")
 		return targets.App{}, errAppNotVisible(appGUID, b.grantCommand)
-	case errors.Is(err, targets.ErrCFUnavailable):
+	case errors.Is(err, cfapi.ErrUnavailable):
 		logger.Error("app-lookup-failed", err)
 		return targets.App{}, errCFUnavailable("could not look the app up in the CF API", err)
 	case err != nil:
@@ -172,7 +174,7 @@ func (b *Broker) validateBind(instanceID, bindingID, appGUID string, details dom
 
 // repeatedBind checks a bind whose id already has a record: nil when it is
 // the same binding, 409 when it is another.
-func (b *Broker) repeatedBind(logger lager.Logger, existing, requested targets.Binding) error {
+func (b *Broker) repeatedBind(logger lager.Logger, existing, requested store.Binding) error {
 	if sameBinding(existing, requested) {
 		logger.Info("already-bound")
 		return nil
@@ -184,17 +186,17 @@ func (b *Broker) repeatedBind(logger lager.Logger, existing, requested targets.B
 // sameBinding reports whether a stored record describes the requested
 // binding. A record the target updater adopted from the CF API has no
 // instance guid (the API's binding listing does not carry it).
-func sameBinding(existing, requested targets.Binding) bool {
+func sameBinding(existing, requested store.Binding) bool {
 	if existing.AppGUID != requested.AppGUID || existing.PlanID != requested.PlanID {
 		return false
 	}
 	return existing.InstanceGUID == requested.InstanceGUID ||
-		existing.Source == targets.SourceReconcile && existing.InstanceGUID == ""
+		existing.Source == store.SourceReconcile && existing.InstanceGUID == ""
 }
 
 // storedRecord is a binding record as read, with the ETag that replaces it.
 type storedRecord struct {
-	targets.Binding
+	store.Binding
 	etag string
 }
 
@@ -204,18 +206,18 @@ var errUnreadableRecord = errors.New("unreadable binding record")
 
 // readRecord returns the binding's record, or nil when there is none.
 func (b *Broker) readRecord(ctx context.Context, bindingID string) (*storedRecord, error) {
-	key, err := targets.BindingKey(bindingID)
+	key, err := store.BindingKey(bindingID)
 	if err != nil {
 		return nil, err
 	}
-	data, etag, err := b.store.Get(ctx, key)
-	if errors.Is(err, targets.ErrNotFound) {
+	data, etag, err := b.st.Get(ctx, key)
+	if errors.Is(err, store.ErrNotFound) {
 		return nil, nil
 	}
 	if err != nil {
 		return nil, err
 	}
-	record, err := targets.UnmarshalBinding(data)
+	record, err := store.UnmarshalBinding(data)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w: %w", key, errUnreadableRecord, err)
 	}
@@ -225,24 +227,24 @@ func (b *Broker) readRecord(ctx context.Context, bindingID string) (*storedRecor
 // writeTarget writes app's target file in the folder of its state, if its
 // bytes changed, then removes the file in the other folder: never both.
 func (b *Broker) writeTarget(ctx context.Context, app targets.App) error {
-	key, err := targets.TargetKey(app.GUID, app.Started())
+	key, err := store.TargetKey(app.GUID, app.Started())
 	if err != nil {
 		return err
 	}
-	other, _ := targets.TargetKey(app.GUID, !app.Started())
+	other, _ := store.TargetKey(app.GUID, !app.Started())
 	body := targets.Render(app, b.paasDomain)
-	current, _, err := b.store.Get(ctx, key)
+	current, _, err := b.st.Get(ctx, key)
 	switch {
-	case errors.Is(err, targets.ErrNotFound):
+	case errors.Is(err, store.ErrNotFound):
 	case err != nil:
 		return err
 	}
 	if err != nil || string(current) != string(body) {
-		if _, err := b.store.Put(ctx, key, body, targets.Condition{}); err != nil {
+		if _, err := b.st.Put(ctx, key, body, store.Condition{}); err != nil {
 			return err
 		}
 	}
-	return b.store.Delete(ctx, other)
+	return b.st.Delete(ctx, other)
 }
 
 // GetBinding answers GET /v2/service_instances/:instance_id/service_bindings/:binding_id.

@@ -15,7 +15,8 @@ import (
 
 	"github.com/alphagov/cf-app-discovery/acceptance/fakecf"
 	"github.com/alphagov/cf-app-discovery/broker"
-	"github.com/alphagov/cf-app-discovery/targets"
+	"github.com/alphagov/cf-app-discovery/cfapi"
+	"github.com/alphagov/cf-app-discovery/store"
 )
 
 // BenchmarkBind measures one bind through the real handler and CF client
@@ -30,19 +31,19 @@ func BenchmarkBind(b *testing.B) {
 	}
 	cf.Warm()
 	ctx := context.Background()
-	client, err := targets.NewCFClient(ctx, targets.CFConfig{API: cf.URL(), Username: fakecf.DefaultUsername,
+	client, err := cfapi.New(ctx, cfapi.Config{API: cf.URL(), Username: fakecf.DefaultUsername,
 		Password: fakecf.DefaultPassword, PlanID: planID, Registerer: prometheus.NewRegistry()})
 	if err != nil {
 		b.Fatal(err)
 	}
-	store, err := targets.NewDirStore(b.TempDir())
+	st, err := store.NewDir(b.TempDir())
 	if err != nil {
 		b.Fatal(err)
 	}
 	logger := lager.NewLogger("bench")
 	brk := broker.New(broker.Options{
 		Catalog: broker.Catalog{ServiceID: serviceID, ServiceName: "gds-prometheus", PlanID: planID, PlanName: "prometheus"},
-		Store:   store, Apps: client, Bindings: client, PaaSDomain: "paas.example", Logger: logger,
+		Store:   st, Apps: client, Bindings: client, PaaSDomain: "paas.example", Logger: logger,
 	})
 	reg := prometheus.NewRegistry()
 	server := httptest.NewServer(broker.NewHandler(brk, logger, broker.Credentials{Username: "u", Password: "p"}, reg, reg))

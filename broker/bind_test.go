@@ -11,6 +11,8 @@ import (
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
 
+	"github.com/alphagov/cf-app-discovery/cfapi"
+	"github.com/alphagov/cf-app-discovery/store"
 	"github.com/alphagov/cf-app-discovery/targets"
 )
 
@@ -55,7 +57,7 @@ var _ = Describe("Bind", func() {
 			Expect(record.InstanceGUID).To(Equal(instanceID))
 			Expect(record.ServiceID).To(Equal(serviceID))
 			Expect(record.PlanID).To(Equal(planID))
-			Expect(record.Source).To(Equal(targets.SourceBroker))
+			Expect(record.Source).To(Equal(store.SourceBroker))
 			Expect(record.CreatedAt).NotTo(BeZero())
 			Expect(string(record.Parameters)).To(MatchJSON(`{"secret-ish":"tenant-value"}`))
 		})
@@ -170,8 +172,8 @@ var _ = Describe("Bind", func() {
 
 	Context("when the target updater adopted the binding while Cloud Controller was creating it", func() {
 		BeforeEach(func() {
-			adopted, err := targets.Binding{BindingGUID: bindingID, AppGUID: appGUID, PlanID: planID,
-				CreatedAt: time.Now(), Source: targets.SourceReconcile}.Marshal()
+			adopted, err := store.Binding{BindingGUID: bindingID, AppGUID: appGUID, PlanID: planID,
+				CreatedAt: time.Now(), Source: store.SourceReconcile}.Marshal()
 			Expect(err).NotTo(HaveOccurred())
 			Expect(os.MkdirAll(filepath.Join(h.dir, "bindings"), 0o755)).To(Succeed())
 			Expect(os.WriteFile(filepath.Join(h.dir, "bindings", bindingID+".json"), adopted, 0o644)).To(Succeed())
@@ -180,7 +182,7 @@ var _ = Describe("Bind", func() {
 		It("answers 201 and completes the record", func() {
 			Expect(r.status).To(Equal(http.StatusCreated), r.raw)
 			record := h.record(bindingID)
-			Expect(record.Source).To(Equal(targets.SourceBroker))
+			Expect(record.Source).To(Equal(store.SourceBroker))
 			Expect(record.InstanceGUID).To(Equal(instanceID))
 			Expect(string(record.Parameters)).To(MatchJSON(`{"secret-ish":"tenant-value"}`))
 			Expect(h.files()).To(ContainElement("active/" + appGUID + ".json"))
@@ -190,11 +192,11 @@ var _ = Describe("Bind", func() {
 	Context("when the target updater adopts the binding between our read and our write", func() {
 		BeforeEach(func() {
 			var once sync.Once
-			h.store.before = func(op, key string) {
+			h.st.before = func(op, key string) {
 				if op == "PUT" && key == "bindings/"+bindingID+".json" {
 					once.Do(func() {
-						adopted, err := targets.Binding{BindingGUID: bindingID, AppGUID: appGUID, PlanID: planID,
-							CreatedAt: time.Now(), Source: targets.SourceReconcile}.Marshal()
+						adopted, err := store.Binding{BindingGUID: bindingID, AppGUID: appGUID, PlanID: planID,
+							CreatedAt: time.Now(), Source: store.SourceReconcile}.Marshal()
 						Expect(err).NotTo(HaveOccurred())
 						Expect(os.WriteFile(filepath.Join(h.dir, "bindings", bindingID+".json"), adopted, 0o644)).To(Succeed())
 					})
@@ -205,7 +207,7 @@ var _ = Describe("Bind", func() {
 
 		It("completes the adopted record", func() {
 			Expect(r.status).To(BeElementOf(http.StatusCreated, http.StatusOK), r.raw)
-			Expect(h.record(bindingID).Source).To(Equal(targets.SourceBroker))
+			Expect(h.record(bindingID).Source).To(Equal(store.SourceBroker))
 			Expect(h.record(bindingID).InstanceGUID).To(Equal(instanceID))
 		})
 	})
@@ -216,11 +218,11 @@ var _ = Describe("Bind", func() {
 		BeforeEach(func() {
 			otherApp = appGUID
 			var once sync.Once
-			h.store.before = func(op, key string) {
+			h.st.before = func(op, key string) {
 				if op == "PUT" && key == "bindings/"+bindingID+".json" {
 					once.Do(func() {
-						other, err := targets.Binding{BindingGUID: bindingID, InstanceGUID: instanceID, AppGUID: otherApp,
-							PlanID: planID, CreatedAt: time.Now(), Source: targets.SourceBroker}.Marshal()
+						other, err := store.Binding{BindingGUID: bindingID, InstanceGUID: instanceID, AppGUID: otherApp,
+							PlanID: planID, CreatedAt: time.Now(), Source: store.SourceBroker}.Marshal()
 						Expect(err).NotTo(HaveOccurred())
 						Expect(os.WriteFile(filepath.Join(h.dir, "bindings", bindingID+".json"), other, 0o644)).To(Succeed())
 					})
@@ -275,7 +277,7 @@ var _ = Describe("Bind", func() {
 
 	Context("when the target file cannot be written", func() {
 		BeforeEach(func() {
-			h.store.setFail(func(op, key string) bool { return op == "PUT" && strings.HasPrefix(key, "active/") })
+			h.st.setFail(func(op, key string) bool { return op == "PUT" && strings.HasPrefix(key, "active/") })
 		})
 
 		It("answers 503, leaving only the record", func() {
@@ -286,8 +288,8 @@ var _ = Describe("Bind", func() {
 
 		Context("and Cloud Controller then unbinds (orphan mitigation)", func() {
 			JustBeforeEach(func() {
-				h.store.setFail(nil)
-				h.cf.setBinding(targets.CFBinding{GUID: bindingID, AppGUID: appGUID, Deleting: true})
+				h.st.setFail(nil)
+				h.cf.setBinding(cfapi.Binding{GUID: bindingID, AppGUID: appGUID, Deleting: true})
 				Expect(h.unbind(bindingID).status).To(Equal(http.StatusOK))
 			})
 
@@ -302,7 +304,7 @@ var _ = Describe("Bind", func() {
 			h.serve()
 			Expect(h.bind(binding2ID, appGUID).status).To(Equal(http.StatusCreated))
 			h.cf.setApp(startedAppIn("STOPPED"))
-			h.store.setFail(func(op, key string) bool { return op == "DELETE" && strings.HasPrefix(key, "active/") })
+			h.st.setFail(func(op, key string) bool { return op == "DELETE" && strings.HasPrefix(key, "active/") })
 		})
 
 		It("answers 503, so that Cloud Controller cleans up", func() {
@@ -323,15 +325,15 @@ var _ = Describe("Bind when a dependency fails before the target file is written
 				Expect(h.operations("bind", outcome)).To(Equal(1.0))
 			}
 		},
-		Entry("the CF API unavailable", func(h *harness) { h.cf.err = targets.ErrCFUnavailable },
+		Entry("the CF API unavailable", func(h *harness) { h.cf.err = cfapi.ErrUnavailable },
 			http.StatusServiceUnavailable, "cf-unavailable"),
 		Entry("the CF API failing in an unexpected way", func(h *harness) { h.cf.err = errStore },
 			http.StatusInternalServerError, ""),
 		Entry("the record unreadable", func(h *harness) {
-			h.store.setFail(func(op, key string) bool { return op == "GET" && strings.HasPrefix(key, "bindings/") })
+			h.st.setFail(func(op, key string) bool { return op == "GET" && strings.HasPrefix(key, "bindings/") })
 		}, http.StatusServiceUnavailable, ""),
 		Entry("the record unwritable", func(h *harness) {
-			h.store.setFail(func(op, key string) bool { return op == "PUT" && strings.HasPrefix(key, "bindings/") })
+			h.st.setFail(func(op, key string) bool { return op == "PUT" && strings.HasPrefix(key, "bindings/") })
 		}, http.StatusServiceUnavailable, ""),
 	)
 })

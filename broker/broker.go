@@ -12,6 +12,8 @@ import (
 	"github.com/pivotal-cf/brokerapi/v10/domain"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/alphagov/cf-app-discovery/cfapi"
+	"github.com/alphagov/cf-app-discovery/store"
 	"github.com/alphagov/cf-app-discovery/targets"
 )
 
@@ -24,8 +26,8 @@ type AppLookup interface {
 // written by the Ruby service (no record) and to know whether a binding is
 // an app's last.
 type BindingLookup interface {
-	Binding(ctx context.Context, guid string) (targets.CFBinding, error)
-	AppBindings(ctx context.Context, appGUID string) ([]targets.CFBinding, error)
+	Binding(ctx context.Context, guid string) (cfapi.Binding, error)
+	AppBindings(ctx context.Context, appGUID string) ([]cfapi.Binding, error)
 }
 
 // Catalog is the one service and plan the broker offers.
@@ -42,7 +44,7 @@ type Catalog struct {
 // Broker implements domain.ServiceBroker.
 type Broker struct {
 	catalog    Catalog
-	store      targets.Store
+	st         store.Store
 	apps       AppLookup
 	bindings   BindingLookup
 	paasDomain string
@@ -59,7 +61,7 @@ type Broker struct {
 // Options are the broker's collaborators and settings.
 type Options struct {
 	Catalog        Catalog
-	Store          targets.Store
+	Store          store.Store
 	Apps           AppLookup
 	Bindings       BindingLookup
 	PaaSDomain     string
@@ -86,7 +88,7 @@ func New(o Options) *Broker {
 	if logger == nil {
 		logger = lager.NewLogger("broker")
 	}
-	return &Broker{catalog: o.Catalog, store: o.Store, apps: o.Apps, bindings: o.Bindings,
+	return &Broker{catalog: o.Catalog, st: o.Store, apps: o.Apps, bindings: o.Bindings,
 		paasDomain: o.PaaSDomain, monitoringUser: o.MonitoringUser,
 		grantCommand: grantCommand(o.MonitoringUser, o.MonitoringClient), logger: logger, now: now,
 		metrics: newMetrics(o.Registerer)}

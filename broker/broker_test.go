@@ -8,23 +8,23 @@ import (
 	"strings"
 	"sync"
 
+	"github.com/alphagov/cf-app-discovery/cfapi"
+	"github.com/alphagov/cf-app-discovery/store"
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
-
-	"github.com/alphagov/cf-app-discovery/targets"
 )
 
 // overlapStore records whether two operations on one app's target files
 // were ever in flight at once.
 type overlapStore struct {
-	targets.Store
+	store.Store
 	mu       sync.Mutex
 	inFlight map[string]int
 	overlaps int
 }
 
 func (s *overlapStore) enter(key string) func() {
-	if strings.HasPrefix(key, targets.BindingPrefix) {
+	if strings.HasPrefix(key, store.BindingPrefix) {
 		return func() {}
 	}
 	app := key[strings.IndexByte(key, '/')+1:]
@@ -50,7 +50,7 @@ func (s *overlapStore) Get(ctx context.Context, key string) ([]byte, string, err
 	return s.Store.Get(ctx, key)
 }
 
-func (s *overlapStore) Put(ctx context.Context, key string, body []byte, c targets.Condition) (string, error) {
+func (s *overlapStore) Put(ctx context.Context, key string, body []byte, c store.Condition) (string, error) {
 	defer s.enter(key)()
 	return s.Store.Put(ctx, key, body, c)
 }
@@ -72,17 +72,17 @@ var _ = Describe("Broker", func() {
 
 		BeforeEach(func() {
 			h = newHarness()
-			overlaps = &overlapStore{Store: h.store, inFlight: map[string]int{}}
-			h.store = &failingStore{Store: overlaps}
+			overlaps = &overlapStore{Store: h.st, inFlight: map[string]int{}}
+			h.st = &failingStore{Store: overlaps}
 			h.serve()
 			// Half the bindings exist and are being deleted; half are new,
 			// in the CF API and being created.
 			for i := range n / 2 {
 				Expect(h.bind(id(i), appGUID).status).To(Equal(http.StatusCreated))
-				h.cf.setBinding(targets.CFBinding{GUID: id(i), AppGUID: appGUID, Deleting: true})
+				h.cf.setBinding(cfapi.Binding{GUID: id(i), AppGUID: appGUID, Deleting: true})
 			}
 			for i := n / 2; i < n; i++ {
-				h.cf.setBinding(targets.CFBinding{GUID: id(i), AppGUID: appGUID})
+				h.cf.setBinding(cfapi.Binding{GUID: id(i), AppGUID: appGUID})
 			}
 			overlaps.mu.Lock()
 			overlaps.overlaps = 0

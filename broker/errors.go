@@ -63,7 +63,7 @@ func errCFUnavailable(what string, err error) error {
 
 // errCFFailed answers 500 for a CF API failure that is not a passing
 // unavailability (none is known today: the CF client wraps every failure
-// in targets.ErrCFUnavailable).
+// in cfapi.ErrUnavailable).
 func errCFFailed(what string, err error) error {
 	return apiresponses.NewFailureResponse(
 		fmt.Errorf("%s: %v", what, err),

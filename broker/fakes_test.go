@@ -5,6 +5,8 @@ import (
 	"errors"
 	"sync"
 
+	"github.com/alphagov/cf-app-discovery/cfapi"
+	"github.com/alphagov/cf-app-discovery/store"
 	"github.com/alphagov/cf-app-discovery/targets"
 )
 
@@ -12,7 +14,7 @@ import (
 type fakeCF struct {
 	mu       sync.Mutex
 	apps     map[string]targets.App
-	bindings map[string]targets.CFBinding
+	bindings map[string]cfapi.Binding
 	// err fails every look-up; appsErr fails only AppBindings.
 	err     error
 	appsErr error
@@ -22,7 +24,7 @@ type fakeCF struct {
 }
 
 func newFakeCF() *fakeCF {
-	return &fakeCF{apps: map[string]targets.App{}, bindings: map[string]targets.CFBinding{}}
+	return &fakeCF{apps: map[string]targets.App{}, bindings: map[string]cfapi.Binding{}}
 }
 
 func (f *fakeCF) App(_ context.Context, guid string) (targets.App, error) {
@@ -34,12 +36,12 @@ func (f *fakeCF) App(_ context.Context, guid string) (targets.App, error) {
 	}
 	a, ok := f.apps[guid]
 	if !ok {
-		return targets.App{}, targets.ErrAppNotVisible
+		return targets.App{}, cfapi.ErrAppNotVisible
 	}
 	return a, nil
 }
 
-func (f *fakeCF) Binding(_ context.Context, guid string) (targets.CFBinding, error) {
+func (f *fakeCF) Binding(_ context.Context, guid string) (cfapi.Binding, error) {
 	if f.onBinding != nil {
 		f.onBinding()
 	}
@@ -47,16 +49,16 @@ func (f *fakeCF) Binding(_ context.Context, guid string) (targets.CFBinding, err
 	defer f.mu.Unlock()
 	f.calls++
 	if f.err != nil {
-		return targets.CFBinding{}, f.err
+		return cfapi.Binding{}, f.err
 	}
 	b, ok := f.bindings[guid]
 	if !ok {
-		return targets.CFBinding{}, targets.ErrBindingNotFound
+		return cfapi.Binding{}, cfapi.ErrBindingNotFound
 	}
 	return b, nil
 }
 
-func (f *fakeCF) AppBindings(_ context.Context, app string) ([]targets.CFBinding, error) {
+func (f *fakeCF) AppBindings(_ context.Context, app string) ([]cfapi.Binding, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.calls++
@@ -66,7 +68,7 @@ func (f *fakeCF) AppBindings(_ context.Context, app string) ([]targets.CFBinding
 	if f.appsErr != nil {
 		return nil, f.appsErr
 	}
-	var out []targets.CFBinding
+	var out []cfapi.Binding
 	for _, b := range f.bindings {
 		if b.AppGUID == app {
 			out = append(out, b)
@@ -81,7 +83,7 @@ func (f *fakeCF) setApp(app targets.App) {
 	f.apps[app.GUID] = app
 }
 
-func (f *fakeCF) setBinding(b targets.CFBinding) {
+func (f *fakeCF) setBinding(b cfapi.Binding) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.bindings[b.GUID] = b
@@ -114,7 +116,7 @@ func (g *heldApps) App(ctx context.Context, guid string) (targets.App, error) {
 // failingStore wraps a real store and fails the operations a test picks;
 // before, when set, runs ahead of every operation (to act as another writer).
 type failingStore struct {
-	targets.Store
+	store.Store
 	mu     sync.Mutex
 	fail   func(op, key string) bool
 	before func(op, key string)
@@ -145,7 +147,7 @@ func (s *failingStore) Get(ctx context.Context, key string) ([]byte, string, err
 	return s.Store.Get(ctx, key)
 }
 
-func (s *failingStore) Put(ctx context.Context, key string, body []byte, c targets.Condition) (string, error) {
+func (s *failingStore) Put(ctx context.Context, key string, body []byte, c store.Condition) (string, error) {
 	if s.failing("PUT", key) {
 		return "", errStore
 	}
@@ -159,7 +161,7 @@ func (s *failingStore) Delete(ctx context.Context, key string) error {
 	return s.Store.Delete(ctx, key)
 }
 
-func (s *failingStore) List(ctx context.Context, prefix string) ([]targets.Object, error) {
+func (s *failingStore) List(ctx context.Context, prefix string) ([]store.Object, error) {
 	if s.failing("LIST", prefix) {
 		return nil, errStore
 	}

@@ -13,6 +13,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/alphagov/cf-app-discovery/broker"
+	"github.com/alphagov/cf-app-discovery/store"
 	"github.com/alphagov/cf-app-discovery/targets"
 )
 
@@ -29,7 +30,7 @@ func FuzzBind(f *testing.F) {
 	f.Add(bindingID, `{"service_id":"`+serviceID+`","plan_id":"`+planID+`","bind_resource":{}}`)
 	f.Fuzz(func(t *testing.T, binding, body string) {
 		dir := t.TempDir()
-		store, err := targets.NewDirStore(dir)
+		st, err := store.NewDir(dir)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -38,7 +39,7 @@ func FuzzBind(f *testing.F) {
 		logger := lager.NewLogger("fuzz")
 		b := broker.New(broker.Options{
 			Catalog: broker.Catalog{ServiceID: serviceID, ServiceName: "s", PlanID: planID, PlanName: "p"},
-			Store:   store, Apps: cf, Bindings: cf, PaaSDomain: "paas.example", Logger: logger,
+			Store:   st, Apps: cf, Bindings: cf, PaaSDomain: "paas.example", Logger: logger,
 		})
 		reg := prometheus.NewRegistry()
 		handler := broker.NewHandler(b, logger, broker.Credentials{Username: "u", Password: "p"}, reg, reg)
@@ -57,7 +58,7 @@ func FuzzBind(f *testing.F) {
 			return nil
 		})
 		for _, f := range files {
-			if _, _, err := targets.ParseKey(f); err != nil {
+			if _, _, err := store.ParseKey(f); err != nil {
 				t.Fatalf("wrote %q", f)
 			}
 		}

@@ -16,6 +16,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/alphagov/cf-app-discovery/broker"
+	"github.com/alphagov/cf-app-discovery/store"
 	"github.com/alphagov/cf-app-discovery/targets"
 )
 
@@ -67,7 +68,7 @@ type response struct {
 // loopback and called the way Cloud Controller calls it.
 type harness struct {
 	cf      *fakeCF
-	store   *failingStore
+	st      *failingStore
 	dir     string
 	server  *httptest.Server
 	logs    *bytes.Buffer
@@ -83,9 +84,9 @@ func newHarness() *harness {
 	h := &harness{cf: newFakeCF(), dir: GinkgoT().TempDir(), logs: &bytes.Buffer{}, reg: prometheus.NewRegistry()}
 	h.cf.setApp(startedApp())
 	h.cf.setApp(stoppedApp())
-	dirStore, err := targets.NewDirStore(h.dir)
+	dirStore, err := store.NewDir(h.dir)
 	Expect(err).NotTo(HaveOccurred())
-	h.store = &failingStore{Store: dirStore}
+	h.st = &failingStore{Store: dirStore}
 	h.headers = map[string]string{
 		"X-Broker-API-Version":              "2.15",
 		"X-Broker-API-Originating-Identity": "cloudfoundry eyJ1c2VyX2lkIjoiYWJjIn0=",
@@ -105,7 +106,7 @@ func (h *harness) serve() *harness {
 	}
 	b := broker.New(broker.Options{
 		Catalog: broker.Catalog{ServiceID: serviceID, ServiceName: "gds-prometheus", PlanID: planID, PlanName: "prometheus"},
-		Store:   h.store, Apps: apps, Bindings: h.cf, PaaSDomain: paasDomain, MonitoringUser: monitoringUser,
+		Store:   h.st, Apps: apps, Bindings: h.cf, PaaSDomain: paasDomain, MonitoringUser: monitoringUser,
 		Logger: logger, Registerer: h.reg,
 	})
 	h.server = httptest.NewServer(broker.NewHandler(b, logger, broker.Credentials{Username: brokerUser, Password: brokerPass}, h.reg, h.reg))
@@ -196,8 +197,8 @@ func (h *harness) read(key string) string {
 	return string(data)
 }
 
-func (h *harness) record(binding string) targets.Binding {
-	record, err := targets.UnmarshalBinding([]byte(h.read("bindings/" + binding + ".json")))
+func (h *harness) record(binding string) store.Binding {
+	record, err := store.UnmarshalBinding([]byte(h.read("bindings/" + binding + ".json")))
 	ExpectWithOffset(1, err).NotTo(HaveOccurred())
 	return record
 }

@@ -26,6 +26,9 @@ import (
 
 	"github.com/alphagov/cf-app-discovery/acceptance/fakecf"
 	"github.com/alphagov/cf-app-discovery/broker"
+	"github.com/alphagov/cf-app-discovery/cfapi"
+	"github.com/alphagov/cf-app-discovery/reconcile"
+	"github.com/alphagov/cf-app-discovery/store"
 	"github.com/alphagov/cf-app-discovery/targets"
 )
 
@@ -45,9 +48,9 @@ var _ = Describe("Broker under concurrent load", Ordered, func() {
 	var (
 		ctx      context.Context
 		cf       *fakecf.Server
-		store    targets.Store
+		st       store.Store
 		server   *httptest.Server
-		client   *targets.CFClient
+		client   *cfapi.Client
 		plan     fakecf.ServicePlan
 		apps     []fakecf.App
 		bindApp  map[string]string // binding guid -> app guid
@@ -120,15 +123,15 @@ var _ = Describe("Broker under concurrent load", Ordered, func() {
 		s3srv := httptest.NewServer(gofakes3.New(s3mem.New(), gofakes3.WithAutoBucket(true)).Server())
 		DeferCleanup(s3srv.Close)
 		awsCfg := aws.Config{Region: "us-east-1", Credentials: credentials.NewStaticCredentialsProvider("k", "s", "")}
-		store, err = targets.NewS3Store(ctx, targets.S3Options{Bucket: "load", Endpoint: s3srv.URL, AWSConfig: &awsCfg})
+		st, err = store.NewS3(ctx, store.S3Options{Bucket: "load", Endpoint: s3srv.URL, AWSConfig: &awsCfg})
 		Expect(err).NotTo(HaveOccurred())
-		client, err = targets.NewCFClient(ctx, targets.CFConfig{API: cf.URL(), Username: fakecf.DefaultUsername,
+		client, err = cfapi.New(ctx, cfapi.Config{API: cf.URL(), Username: fakecf.DefaultUsername,
 			Password: fakecf.DefaultPassword, PlanID: planID, Registerer: prometheus.NewRegistry()})
 		Expect(err).NotTo(HaveOccurred())
 		logger := lager.NewLogger("load")
 		b := broker.New(broker.Options{
 			Catalog: broker.Catalog{ServiceID: serviceID, ServiceName: "s", PlanID: planID, PlanName: "p"},
-			Store:   store, Apps: client, Bindings: client, PaaSDomain: "paas.example", Logger: logger,
+			Store:   st, Apps: client, Bindings: client, PaaSDomain: "paas.example", Logger: logger,
 		})
 		reg := prometheus.NewRegistry()
 		server = httptest.NewServer(broker.NewHandler(b, logger, broker.Credentials{Username: "u", Password: "p"}, reg, reg))
@@ -220,7 +223,7 @@ var _ = Describe("Broker under concurrent load", Ordered, func() {
 			wantTargets["active/"+app+".json"] = true
 		}
 		list := func(prefix string) map[string]bool {
-			objects, err := store.List(ctx, prefix)
+			objects, err := st.List(ctx, prefix)
 			Expect(err).NotTo(HaveOccurred())
 			out := map[string]bool{}
 			for _, o := range objects {
@@ -228,14 +231,14 @@ var _ = Describe("Broker under concurrent load", Ordered, func() {
 			}
 			return out
 		}
-		Expect(list(targets.BindingPrefix)).To(Equal(wantRecords))
-		Expect(list(targets.ActivePrefix)).To(Equal(wantTargets))
-		Expect(list(targets.InactivePrefix)).To(BeEmpty())
+		Expect(list(store.BindingPrefix)).To(Equal(wantRecords))
+		Expect(list(store.ActivePrefix)).To(Equal(wantTargets))
+		Expect(list(store.InactivePrefix)).To(BeEmpty())
 		for key := range wantTargets {
-			_, guid, _ := targets.ParseKey(key)
+			_, guid, _ := store.ParseKey(key)
 			want, err := client.App(ctx, guid)
 			Expect(err).NotTo(HaveOccurred())
-			got, _, err := store.Get(ctx, key)
+			got, _, err := st.Get(ctx, key)
 			Expect(err).NotTo(HaveOccurred())
 			Expect(string(got)).To(Equal(string(targets.Render(want, "paas.example"))))
 		}
@@ -246,7 +249,7 @@ var _ = Describe("Broker under concurrent load", Ordered, func() {
 	})
 
 	It("still does after one reconcile, which has nothing to change", func() {
-		rec := &targets.Reconciler{Store: store, CF: client, PaaSDomain: "paas.example", PlanID: planID,
+		rec := &reconcile.Reconciler{Store: st, CF: client, PaaSDomain: "paas.example", PlanID: planID,
 			Workers: 8, Logger: lager.NewLogger("load")}
 		res, err := rec.Run(ctx)
 		Expect(err).NotTo(HaveOccurred())

@@ -10,16 +10,19 @@ import (
 	"github.com/pivotal-cf/brokerapi/v10/domain"
 
 	"github.com/alphagov/cf-app-discovery/broker"
+	"github.com/alphagov/cf-app-discovery/cfapi"
+	"github.com/alphagov/cf-app-discovery/reconcile"
+	"github.com/alphagov/cf-app-discovery/store"
 	"github.com/alphagov/cf-app-discovery/targets"
 )
 
 // plannedBindings is a CFReader for the reconciler: fixed bindings and apps.
 type plannedBindings struct {
-	bindings []targets.CFBinding
+	bindings []cfapi.Binding
 	apps     map[string]targets.App
 }
 
-func (r *plannedBindings) PlanBindings(context.Context) ([]targets.CFBinding, error) {
+func (r *plannedBindings) PlanBindings(context.Context) ([]cfapi.Binding, error) {
 	return r.bindings, nil
 }
 
@@ -37,20 +40,20 @@ var _ = Describe("Bind racing a reconcile", func() {
 	It("a bind racing a reconcile that adopted its in-flight binding is not a 409", func() {
 		ctx := context.Background()
 		dir := GinkgoT().TempDir()
-		store, err := targets.NewDirStore(dir)
+		st, err := store.NewDir(dir)
 		Expect(err).NotTo(HaveOccurred())
 		app := targets.App{GUID: appGUID, Name: "my-app", State: "STARTED", Instances: 1, Org: "o", Space: "s"}
 		cf := newFakeCF()
 		cf.apps[appGUID] = app
 		b := broker.New(broker.Options{
 			Catalog: broker.Catalog{ServiceID: serviceID, ServiceName: "s", PlanID: planID, PlanName: "p"},
-			Store:   store, Apps: cf, Bindings: cf, PaaSDomain: "paas.example",
+			Store:   st, Apps: cf, Bindings: cf, PaaSDomain: "paas.example",
 		})
 		// Cloud Controller has created the binding (last operation
 		// "create in progress") and is about to call the broker; the
 		// reconciler runs in between and adopts it.
-		rec := &targets.Reconciler{Store: store, PlanID: planID, CF: &plannedBindings{
-			bindings: []targets.CFBinding{{GUID: bindingID, AppGUID: appGUID, CreatedAt: time.Now()}},
+		rec := &reconcile.Reconciler{Store: st, PlanID: planID, CF: &plannedBindings{
+			bindings: []cfapi.Binding{{GUID: bindingID, AppGUID: appGUID, CreatedAt: time.Now()}},
 			apps:     map[string]targets.App{appGUID: app},
 		}}
 		_, err = rec.Run(ctx)
@@ -81,15 +84,15 @@ func (g *gatedApps) App(ctx context.Context, guid string) (targets.App, error) {
 var _ = Describe("Unbind racing its bind", func() {
 	It("an orphan-mitigation unbind racing its slow bind leaves no binding record", func() {
 		ctx := context.Background()
-		store, err := targets.NewDirStore(GinkgoT().TempDir())
+		st, err := store.NewDir(GinkgoT().TempDir())
 		Expect(err).NotTo(HaveOccurred())
 		cf := newFakeCF()
 		cf.apps[appGUID] = targets.App{GUID: appGUID, Name: "my-app", State: "STARTED", Instances: 1}
-		cf.bindings[bindingID] = targets.CFBinding{GUID: bindingID, AppGUID: appGUID, Deleting: true}
+		cf.bindings[bindingID] = cfapi.Binding{GUID: bindingID, AppGUID: appGUID, Deleting: true}
 		apps := &gatedApps{fakeCF: cf, entered: make(chan struct{}), release: make(chan struct{})}
 		b := broker.New(broker.Options{
 			Catalog: broker.Catalog{ServiceID: serviceID, ServiceName: "s", PlanID: planID, PlanName: "p"},
-			Store:   store, Apps: apps, Bindings: cf, PaaSDomain: "paas.example",
+			Store:   st, Apps: apps, Bindings: cf, PaaSDomain: "paas.example",
 		})
 		bindDone := make(chan error)
 		go func() {
@@ -106,7 +109,7 @@ var _ = Describe("Unbind racing its bind", func() {
 		close(apps.release)
 		Expect(<-bindDone).NotTo(HaveOccurred())
 		Expect(<-unbindDone).NotTo(HaveOccurred())
-		objs, err := store.List(ctx, targets.BindingPrefix)
+		objs, err := st.List(ctx, store.BindingPrefix)
 		Expect(err).NotTo(HaveOccurred())
 		Expect(objs).To(BeEmpty())
 	})

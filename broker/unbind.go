@@ -9,8 +9,9 @@ import (
 	"github.com/pivotal-cf/brokerapi/v10/domain"
 	"github.com/pivotal-cf/brokerapi/v10/domain/apiresponses"
 
+	"github.com/alphagov/cf-app-discovery/cfapi"
 	"github.com/alphagov/cf-app-discovery/scrape"
-	"github.com/alphagov/cf-app-discovery/targets"
+	"github.com/alphagov/cf-app-discovery/store"
 )
 
 // Unbind answers DELETE /v2/service_instances/:instance_id/service_bindings/:binding_id,
@@ -51,7 +52,7 @@ func (b *Broker) unbind(ctx context.Context, instanceID, bindingID string, detai
 	} else {
 		cfBinding, err := b.bindings.Binding(ctx, bindingID)
 		switch {
-		case errors.Is(err, targets.ErrBindingNotFound):
+		case errors.Is(err, cfapi.ErrBindingNotFound):
 			logger.Info("unknown-binding")
 			return "", apiresponses.ErrBindingDoesNotExist
 		case err != nil:
@@ -85,16 +86,16 @@ func (b *Broker) unbind(ctx context.Context, instanceID, bindingID string, detai
 	if b.lastBinding(ctx, logger, appGUID, bindingID) {
 		outcome = "target-removed"
 		for _, started := range []bool{true, false} {
-			key, _ := targets.TargetKey(appGUID, started)
-			if err := b.store.Delete(ctx, key); err != nil {
+			key, _ := store.TargetKey(appGUID, started)
+			if err := b.st.Delete(ctx, key); err != nil {
 				logger.Error("delete-target-failed", err)
 				return "", errStoreUnavailable("could not remove the app's targets", err)
 			}
 		}
 	}
 	if record != nil || unreadable {
-		key, _ := targets.BindingKey(bindingID)
-		if err := b.store.Delete(ctx, key); err != nil {
+		key, _ := store.BindingKey(bindingID)
+		if err := b.st.Delete(ctx, key); err != nil {
 			logger.Error("delete-record-failed", err)
 			return "", errStoreUnavailable("could not remove the binding record", err)
 		}

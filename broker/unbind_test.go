@@ -6,10 +6,9 @@ import (
 	"path/filepath"
 	"strings"
 
+	"github.com/alphagov/cf-app-discovery/cfapi"
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
-
-	"github.com/alphagov/cf-app-discovery/targets"
 )
 
 var _ = Describe("Unbind", func() {
@@ -25,7 +24,7 @@ var _ = Describe("Unbind", func() {
 		Expect(h.bind(bindingID, appGUID).status).To(Equal(http.StatusCreated))
 		// Cloud Controller marks the binding as being deleted before it
 		// calls the broker.
-		h.cf.setBinding(targets.CFBinding{GUID: bindingID, AppGUID: appGUID, Deleting: true})
+		h.cf.setBinding(cfapi.Binding{GUID: bindingID, AppGUID: appGUID, Deleting: true})
 	})
 
 	JustBeforeEach(func() {
@@ -51,7 +50,7 @@ var _ = Describe("Unbind", func() {
 	Context("when the app is stopped", func() {
 		BeforeEach(func() {
 			Expect(h.bind(binding2ID, app2GUID).status).To(Equal(http.StatusCreated))
-			h.cf.setBinding(targets.CFBinding{GUID: binding2ID, AppGUID: app2GUID, Deleting: true})
+			h.cf.setBinding(cfapi.Binding{GUID: binding2ID, AppGUID: app2GUID, Deleting: true})
 			binding = binding2ID
 		})
 
@@ -64,7 +63,7 @@ var _ = Describe("Unbind", func() {
 	Context("when another binding of the app remains", func() {
 		BeforeEach(func() {
 			Expect(h.bind(binding2ID, appGUID).status).To(Equal(http.StatusCreated))
-			h.cf.setBinding(targets.CFBinding{GUID: binding2ID, AppGUID: appGUID})
+			h.cf.setBinding(cfapi.Binding{GUID: binding2ID, AppGUID: appGUID})
 		})
 
 		It("keeps the target file and the other record", func() {
@@ -77,7 +76,7 @@ var _ = Describe("Unbind", func() {
 	Context("when the app's other bindings are being deleted too (cf delete of the app)", func() {
 		BeforeEach(func() {
 			Expect(h.bind(binding2ID, appGUID).status).To(Equal(http.StatusCreated))
-			h.cf.setBinding(targets.CFBinding{GUID: binding2ID, AppGUID: appGUID, Deleting: true})
+			h.cf.setBinding(cfapi.Binding{GUID: binding2ID, AppGUID: appGUID, Deleting: true})
 		})
 
 		It("removes the target file", func() {
@@ -87,7 +86,7 @@ var _ = Describe("Unbind", func() {
 	})
 
 	Context("when the CF API cannot list the app's bindings", func() {
-		BeforeEach(func() { h.cf.appsErr = targets.ErrCFUnavailable })
+		BeforeEach(func() { h.cf.appsErr = cfapi.ErrUnavailable })
 
 		It("keeps the target file, removes the record, and logs why", func() {
 			Expect(r.status).To(Equal(http.StatusOK))
@@ -107,7 +106,7 @@ var _ = Describe("Unbind", func() {
 		})
 
 		Context("and the CF API is unavailable", func() {
-			BeforeEach(func() { h.cf.err = targets.ErrCFUnavailable })
+			BeforeEach(func() { h.cf.err = cfapi.ErrUnavailable })
 
 			It("answers 503 and keeps the target file, so that Cloud Controller retries", func() {
 				Expect(r.status).To(Equal(http.StatusServiceUnavailable))
@@ -137,7 +136,7 @@ var _ = Describe("Unbind", func() {
 		})
 
 		Context("and the CF API is unavailable", func() {
-			BeforeEach(func() { h.cf.err = targets.ErrCFUnavailable })
+			BeforeEach(func() { h.cf.err = cfapi.ErrUnavailable })
 
 			It("answers 503 and changes nothing, so that Cloud Controller retries", func() {
 				Expect(r.status).To(Equal(http.StatusServiceUnavailable))
@@ -157,7 +156,7 @@ var _ = Describe("Unbind", func() {
 
 	Context("when the store fails to delete", func() {
 		BeforeEach(func() {
-			h.store.setFail(func(op, _ string) bool { return op == "DELETE" })
+			h.st.setFail(func(op, _ string) bool { return op == "DELETE" })
 		})
 
 		It("answers 503 and keeps the record, so that Cloud Controller retries", func() {
@@ -167,7 +166,7 @@ var _ = Describe("Unbind", func() {
 
 		Context("and Cloud Controller retries once the store is back", func() {
 			JustBeforeEach(func() {
-				h.store.setFail(nil)
+				h.st.setFail(nil)
 				r = h.unbind(binding)
 			})
 
@@ -180,7 +179,7 @@ var _ = Describe("Unbind", func() {
 
 	Context("when the record cannot be read", func() {
 		BeforeEach(func() {
-			h.store.setFail(func(op, key string) bool { return op == "GET" && strings.HasPrefix(key, "bindings/") })
+			h.st.setFail(func(op, key string) bool { return op == "GET" && strings.HasPrefix(key, "bindings/") })
 		})
 
 		It("answers 503 and removes nothing", func() {
@@ -222,7 +221,7 @@ var _ = Describe("Unbind racing a bind of the same binding", func() {
 		held := newHeldApps(h.cf)
 		h.apps = held
 		h.serve()
-		h.cf.setBinding(targets.CFBinding{GUID: bindingID, AppGUID: appGUID, Deleting: true})
+		h.cf.setBinding(cfapi.Binding{GUID: bindingID, AppGUID: appGUID, Deleting: true})
 		// The unbind has read "no record" by the time it asks CF about the
 		// binding: only then may the bind go on.
 		h.cf.onBinding = func() { close(held.release) }

@@ -6,10 +6,8 @@ import (
 
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
-	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/alphagov/cf-app-discovery/config"
-	"github.com/alphagov/cf-app-discovery/targets"
 )
 
 func env(vars map[string]string) *config.Env {
@@ -130,25 +128,6 @@ var _ = Describe("Env", func() {
 		Expect(s.AccessKeyID).To(Equal("AKIDVCAP"))
 		Expect(s.SecretAccessKey).To(Equal("secret-from-vcap"))
 		Expect(s.SessionToken).To(Equal("token-from-vcap"))
-	})
-
-	It("carries every CF setting into the CF API client's configuration", func() {
-		reg := prometheus.NewRegistry()
-		c := config.CF{API: "https://api.example.com", Username: "u", Password: "p", ClientID: "id", ClientSecret: "s"}
-		Expect(c.ClientConfig("plan-guid", reg)).To(Equal(targets.CFConfig{
-			API: "https://api.example.com", Username: "u", Password: "p", ClientID: "id", ClientSecret: "s",
-			PlanID: "plan-guid", Registerer: reg,
-		}))
-	})
-
-	It("gives a registry with the Go runtime and process metrics", func() {
-		families, err := config.Registry().Gather()
-		Expect(err).NotTo(HaveOccurred())
-		var names []string
-		for _, f := range families {
-			names = append(names, f.GetName())
-		}
-		Expect(names).To(ContainElements("go_goroutines", "process_start_time_seconds"))
 	})
 
 	It("treats TARGETS_PATH none as no directory", func() {

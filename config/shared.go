@@ -2,8 +2,6 @@ package config
 
 import (
 	"time"
-
-	"github.com/alphagov/cf-app-discovery/targets"
 )
 
 // CF is how to reach the Cloud Foundry API.
@@ -41,6 +39,20 @@ func (e *Env) CF() CF {
 	return c
 }
 
+// Store says where target files and binding records live: a local
+// directory when Path is set, an S3 bucket otherwise.
+type Store struct {
+	Bucket   string
+	Region   string
+	Endpoint string
+	Path     string
+	// AccessKeyID, SecretAccessKey and SessionToken, when set, sign the S3
+	// requests; otherwise the AWS SDK's usual sources do.
+	AccessKeyID     string
+	SecretAccessKey string
+	SessionToken    string
+}
+
 // noTargetsPath is the TARGETS_PATH the Ruby service's manifest set next
 // to its bucket: it means no directory.
 const noTargetsPath = "none"
@@ -49,8 +61,8 @@ const noTargetsPath = "none"
 // credential variables (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY,
 // AWS_SESSION_TOKEN), or TARGETS_PATH. Like every setting, the credentials
 // may come from VCAP_SERVICES, which the AWS SDK itself does not read.
-func (e *Env) Store() targets.StoreConfig {
-	s := targets.StoreConfig{
+func (e *Env) Store() Store {
+	s := Store{
 		Bucket:          e.String("BUCKET_NAME", ""),
 		Region:          e.String("AWS_REGION", ""),
 		Endpoint:        e.URL("S3_ENDPOINT", false),

@@ -22,8 +22,10 @@ import (
 
 	"github.com/alphagov/cf-app-discovery/acceptance/fakecf"
 	"github.com/alphagov/cf-app-discovery/broker"
+	"github.com/alphagov/cf-app-discovery/cfapi"
 	"github.com/alphagov/cf-app-discovery/proxy"
-	"github.com/alphagov/cf-app-discovery/targets"
+	"github.com/alphagov/cf-app-discovery/reconcile"
+	"github.com/alphagov/cf-app-discovery/store"
 )
 
 func TestDocs(t *testing.T) {
@@ -85,16 +87,16 @@ func registeredMetrics() []string {
 	defer cf.Close()
 	for _, program := range []string{"broker", "target-updater"} {
 		reg := &recorder{program: program, metrics: metrics}
-		store, err := targets.NewDirStore(GinkgoT().TempDir())
+		st, err := store.NewDir(GinkgoT().TempDir())
 		Expect(err).NotTo(HaveOccurred())
-		targets.NewInstrumentedStore(store, reg)
-		_, err = targets.NewCFClient(context.Background(), targets.CFConfig{API: cf.URL(),
+		store.Instrument(st, reg)
+		_, err = cfapi.New(context.Background(), cfapi.Config{API: cf.URL(),
 			Username: fakecf.DefaultUsername, Password: fakecf.DefaultPassword, PlanID: "p", Registerer: reg})
 		Expect(err).NotTo(HaveOccurred())
 		if program == "broker" {
 			broker.NewHandler(broker.New(broker.Options{Registerer: reg}), lager.NewLogger("docs"), broker.Credentials{}, reg, prometheus.NewRegistry())
 		} else {
-			targets.NewReconcileMetrics(reg)
+			reconcile.NewMetrics(reg)
 		}
 	}
 	allow, err := proxy.ParseAllowList([]string{"example.com"})

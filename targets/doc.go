@@ -1,5 +1,6 @@
 // Package targets is the domain of cf-app-discovery: the apps Prometheus
-// scrapes, the file_sd target files rendered for them, the bucket they live
-// in, the Cloud Foundry API look-ups that describe them and the reconcile
-// that keeps the bucket true.
+// scrapes, the routes they are reached by, which route is scraped, and the
+// file_sd target groups rendered for them. It knows nothing of where the
+// groups are stored or how the apps were read; docs/design.md describes the
+// target format and its rules.
 package targets

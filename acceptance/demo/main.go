@@ -30,7 +30,7 @@ import (
 	"github.com/alphagov/cf-app-discovery/acceptance/ccsim"
 	"github.com/alphagov/cf-app-discovery/acceptance/fakecf"
 	"github.com/alphagov/cf-app-discovery/acceptance/router"
-	"github.com/alphagov/cf-app-discovery/targets"
+	"github.com/alphagov/cf-app-discovery/cfapi"
 )
 
 const (
@@ -94,7 +94,7 @@ func run(parent context.Context, bin, dir string, base int, selfTest bool) error
 	worker, _ := cf.AddApp(fakecf.App{Name: "worker", SpaceGUID: space.GUID, Instances: 3})
 
 	// The router answers for the apps' routes as the CF router would.
-	routerCF, err := targets.NewCFClient(ctx, targets.CFConfig{API: cfURL, Username: fakecf.DefaultUsername,
+	routerCF, err := cfapi.New(ctx, cfapi.Config{API: cfURL, Username: fakecf.DefaultUsername,
 		Password: fakecf.DefaultPassword, PlanID: planID, Registerer: prometheus.NewRegistry()})
 	if err != nil {
 		return err

@@ -3,7 +3,6 @@ package main
 import (
 	"github.com/alphagov/cf-app-discovery/broker"
 	"github.com/alphagov/cf-app-discovery/config"
-	"github.com/alphagov/cf-app-discovery/targets"
 )
 
 // settings is the broker's configuration (README, "Configuration").
@@ -13,7 +12,7 @@ type settings struct {
 	Credentials broker.Credentials
 	Catalog     config.Catalog
 	CF          config.CF
-	Store       targets.StoreConfig
+	Store       config.Store
 	PaaSDomain  string
 }
 

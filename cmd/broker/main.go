@@ -15,8 +15,11 @@ import (
 	"time"
 
 	"github.com/alphagov/cf-app-discovery/broker"
+	"github.com/alphagov/cf-app-discovery/cfapi"
 	"github.com/alphagov/cf-app-discovery/config"
-	"github.com/alphagov/cf-app-discovery/targets"
+	"github.com/alphagov/cf-app-discovery/store"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
 )
 
 func main() {
@@ -33,13 +36,14 @@ func run() int {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
 
-	reg := config.Registry()
-	store, err := targets.OpenStore(ctx, s.Store, reg)
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	st, err := store.Open(ctx, s.Store, reg)
 	if err != nil {
 		logger.Error("open-store", err)
 		return 1
 	}
-	cf, err := targets.NewCFClient(ctx, s.CF.ClientConfig(s.Catalog.PlanID, reg))
+	cf, err := cfapi.New(ctx, cfapi.ConfigFor(s.CF, s.Catalog.PlanID, reg))
 	if err != nil {
 		logger.Error("connect-cf-api", err)
 		return 1
@@ -53,7 +57,7 @@ func run() int {
 			ServiceID: s.Catalog.ServiceID, ServiceName: s.Catalog.ServiceName,
 			PlanID: s.Catalog.PlanID, PlanName: s.Catalog.PlanName,
 		},
-		Store: store, Apps: cf, Bindings: cf, PaaSDomain: s.PaaSDomain,
+		Store: st, Apps: cf, Bindings: cf, PaaSDomain: s.PaaSDomain,
 		MonitoringUser: monitoringUser, MonitoringClient: s.CF.Username == "", Logger: logger, Registerer: reg,
 	})
 

@@ -15,6 +15,8 @@ import (
 	"time"
 
 	"code.cloudfoundry.org/lager/v3"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/alphagov/cf-app-discovery/config"
@@ -39,7 +41,8 @@ func run() int {
 	loops := runtime.GOMAXPROCS(0)
 	runtime.GOMAXPROCS(loops + 1)
 
-	reg := config.Registry()
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	p, err := proxy.New(proxy.Options{
 		EventLoops:     loops,
 		AllowList:      s.AllowList,

@@ -6,7 +6,6 @@ import (
 	"github.com/robfig/cron/v3"
 
 	"github.com/alphagov/cf-app-discovery/config"
-	"github.com/alphagov/cf-app-discovery/targets"
 )
 
 // settings is the target updater's configuration (README, "Configuration").
@@ -14,7 +13,7 @@ type settings struct {
 	Port       int // 0: no HTTP listener
 	LogLevel   string
 	CF         config.CF
-	Store      targets.StoreConfig
+	Store      config.Store
 	PlanID     string
 	PaaSDomain string
 	Schedule   string

@@ -19,11 +19,14 @@ import (
 
 	"code.cloudfoundry.org/lager/v3"
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/robfig/cron/v3"
 
+	"github.com/alphagov/cf-app-discovery/cfapi"
 	"github.com/alphagov/cf-app-discovery/config"
-	"github.com/alphagov/cf-app-discovery/targets"
+	"github.com/alphagov/cf-app-discovery/reconcile"
+	"github.com/alphagov/cf-app-discovery/store"
 )
 
 func main() {
@@ -42,7 +45,8 @@ func run(once bool) int {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
 
-	reg := config.Registry()
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	rec, err := newReconciler(ctx, s, reg, logger)
 	if err != nil {
 		logger.Error("start", err)
@@ -91,18 +95,18 @@ func run(once bool) int {
 	return 0
 }
 
-func newReconciler(ctx context.Context, s settings, reg prometheus.Registerer, logger lager.Logger) (*targets.Reconciler, error) {
-	store, err := targets.OpenStore(ctx, s.Store, reg)
+func newReconciler(ctx context.Context, s settings, reg prometheus.Registerer, logger lager.Logger) (*reconcile.Reconciler, error) {
+	st, err := store.Open(ctx, s.Store, reg)
 	if err != nil {
 		return nil, err
 	}
-	cf, err := targets.NewCFClient(ctx, s.CF.ClientConfig(s.PlanID, reg))
+	cf, err := cfapi.New(ctx, cfapi.ConfigFor(s.CF, s.PlanID, reg))
 	if err != nil {
 		return nil, err
 	}
-	return &targets.Reconciler{
-		Store: store, CF: cf, PaaSDomain: s.PaaSDomain, PlanID: s.PlanID,
-		Workers: 16, Logger: logger, Metrics: targets.NewReconcileMetrics(reg),
+	return &reconcile.Reconciler{
+		Store: st, CF: cf, PaaSDomain: s.PaaSDomain, PlanID: s.PlanID,
+		Workers: 16, Logger: logger, Metrics: reconcile.NewMetrics(reg),
 	}, nil
 }
 
@@ -110,7 +114,7 @@ func newReconciler(ctx context.Context, s settings, reg prometheus.Registerer, l
 // run at start too, not only for the scheduled ones.
 type runner struct {
 	mu     sync.Mutex
-	rec    *targets.Reconciler
+	rec    *reconcile.Reconciler
 	ctx    context.Context
 	logger lager.Logger
 }

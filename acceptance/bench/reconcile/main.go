@@ -24,7 +24,7 @@ import (
 	"github.com/johannesboyne/gofakes3/backend/s3mem"
 
 	"github.com/alphagov/cf-app-discovery/acceptance/fakecf"
-	"github.com/alphagov/cf-app-discovery/targets"
+	"github.com/alphagov/cf-app-discovery/store"
 )
 
 const bucket = "bench-targets"
@@ -87,7 +87,7 @@ func run(updater string, apps, bound int, latency time.Duration) error {
 // seedRecords writes the binding records the broker would have written.
 func seedRecords(ctx context.Context, endpoint string, bindings []fakecf.Binding) error {
 	creds := aws.Config{Region: "us-east-1", Credentials: credentials.NewStaticCredentialsProvider("bench", "bench", "")}
-	store, err := targets.NewS3Store(ctx, targets.S3Options{Bucket: bucket, Endpoint: endpoint, AWSConfig: &creds})
+	bucketStore, err := store.NewS3(ctx, store.S3Options{Bucket: bucket, Endpoint: endpoint, AWSConfig: &creds})
 	if err != nil {
 		return err
 	}
@@ -99,9 +99,9 @@ func seedRecords(ctx context.Context, endpoint string, bindings []fakecf.Binding
 		go func() {
 			defer wg.Done()
 			for b := range work {
-				key, _ := targets.BindingKey(b.GUID)
-				body, _ := targets.Binding{BindingGUID: b.GUID, AppGUID: b.AppGUID, PlanID: "plan", CreatedAt: b.CreatedAt, Source: targets.SourceBroker}.Marshal()
-				if _, err := store.Put(ctx, key, body, targets.Condition{}); err != nil {
+				key, _ := store.BindingKey(b.GUID)
+				body, _ := store.Binding{BindingGUID: b.GUID, AppGUID: b.AppGUID, PlanID: "plan", CreatedAt: b.CreatedAt, Source: store.SourceBroker}.Marshal()
+				if _, err := bucketStore.Put(ctx, key, body, store.Condition{}); err != nil {
 					select {
 					case errs <- err:
 					default:

@@ -1,7 +1,9 @@
-package targets
+package store
 
 import (
 	"context"
+	"crypto/md5"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"strings"
@@ -96,4 +98,12 @@ func ParseKey(key string) (prefix, guid string, err error) {
 		}
 	}
 	return "", "", fmt.Errorf("%.80q: %w", key, ErrInvalidKey)
+}
+
+// ContentETag is the ETag a store gives bytes: their hex MD5. (S3 with
+// SSE-KMS answers other ETags; the reconciler remembers its own writes for
+// that case.)
+func ContentETag(body []byte) string {
+	sum := md5.Sum(body)
+	return hex.EncodeToString(sum[:])
 }

@@ -1,4 +1,4 @@
-package targets_test
+package reconcile_test
 
 import (
 	"context"
@@ -11,6 +11,9 @@ import (
 	. "github.com/onsi/gomega"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/alphagov/cf-app-discovery/cfapi"
+	"github.com/alphagov/cf-app-discovery/reconcile"
+	"github.com/alphagov/cf-app-discovery/store"
 	"github.com/alphagov/cf-app-discovery/targets"
 )
 
@@ -19,22 +22,22 @@ import (
 type fakeCF struct {
 	mu          sync.Mutex
 	apps        map[string]targets.App
-	bindings    map[string]targets.CFBinding
+	bindings    map[string]cfapi.Binding
 	bindingsErr error
 	appsErr     error
 }
 
 func newFakeCF() *fakeCF {
-	return &fakeCF{apps: map[string]targets.App{}, bindings: map[string]targets.CFBinding{}}
+	return &fakeCF{apps: map[string]targets.App{}, bindings: map[string]cfapi.Binding{}}
 }
 
-func (f *fakeCF) PlanBindings(context.Context) ([]targets.CFBinding, error) {
+func (f *fakeCF) PlanBindings(context.Context) ([]cfapi.Binding, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if f.bindingsErr != nil {
 		return nil, f.bindingsErr
 	}
-	var out []targets.CFBinding
+	var out []cfapi.Binding
 	for _, b := range f.bindings {
 		out = append(out, b)
 	}
@@ -67,7 +70,7 @@ func (f *fakeCF) update(guid string, change func(*targets.App)) {
 func (f *fakeCF) bind(bindingGUID, appGUID string) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	f.bindings[bindingGUID] = targets.CFBinding{GUID: bindingGUID, AppGUID: appGUID, CreatedAt: time.Now()}
+	f.bindings[bindingGUID] = cfapi.Binding{GUID: bindingGUID, AppGUID: appGUID, CreatedAt: time.Now()}
 }
 
 func (f *fakeCF) unbind(bindingGUID string) {
@@ -83,19 +86,19 @@ func guid(kind byte, n int) string {
 func appGUIDn(n int) string     { return guid(0xa, n) }
 func bindingGUIDn(n int) string { return guid(0xb, n) }
 
-func activeKey(app string) string   { k, _ := targets.TargetKey(app, true); return k }
-func inactiveKey(app string) string { k, _ := targets.TargetKey(app, false); return k }
-func recordKey(b string) string     { k, _ := targets.BindingKey(b); return k }
+func activeKey(app string) string   { k, _ := store.TargetKey(app, true); return k }
+func inactiveKey(app string) string { k, _ := store.TargetKey(app, false); return k }
+func recordKey(b string) string     { k, _ := store.BindingKey(b); return k }
 
 const paasDomain = "paas.example"
 
 var _ = Describe("Reconciler", func() {
 	var (
-		store *memStore
-		cf    *fakeCF
-		rec   *targets.Reconciler
-		reg   *prometheus.Registry
-		ctx   context.Context
+		st  *memStore
+		cf  *fakeCF
+		rec *reconcile.Reconciler
+		reg *prometheus.Registry
+		ctx context.Context
 	)
 
 	newApp := func(n, instances int) targets.App {
@@ -104,71 +107,71 @@ var _ = Describe("Reconciler", func() {
 	}
 	// brokerBind does what the broker does on bind: record, then target.
 	brokerBind := func(b, app int) {
-		data, err := targets.Binding{BindingGUID: bindingGUIDn(b), AppGUID: appGUIDn(app), PlanID: "plan", Source: targets.SourceBroker}.Marshal()
+		data, err := store.Binding{BindingGUID: bindingGUIDn(b), AppGUID: appGUIDn(app), PlanID: "plan", Source: store.SourceBroker}.Marshal()
 		Expect(err).NotTo(HaveOccurred())
-		_, err = store.Put(ctx, recordKey(bindingGUIDn(b)), data, targets.Condition{})
+		_, err = st.Put(ctx, recordKey(bindingGUIDn(b)), data, store.Condition{})
 		Expect(err).NotTo(HaveOccurred())
 		a := cf.apps[appGUIDn(app)]
-		key, _ := targets.TargetKey(a.GUID, a.Started())
-		_, err = store.Put(ctx, key, targets.Render(a, paasDomain), targets.Condition{})
+		key, _ := store.TargetKey(a.GUID, a.Started())
+		_, err = st.Put(ctx, key, targets.Render(a, paasDomain), store.Condition{})
 		Expect(err).NotTo(HaveOccurred())
 		cf.bind(bindingGUIDn(b), appGUIDn(app))
 	}
 	// brokerUnbind does what Cloud Controller and the broker do on the last
 	// unbind of an app.
 	brokerUnbind := func(b, app int) {
-		Expect(store.Delete(ctx, activeKey(appGUIDn(app)))).To(Succeed())
-		Expect(store.Delete(ctx, inactiveKey(appGUIDn(app)))).To(Succeed())
-		Expect(store.Delete(ctx, recordKey(bindingGUIDn(b)))).To(Succeed())
+		Expect(st.Delete(ctx, activeKey(appGUIDn(app)))).To(Succeed())
+		Expect(st.Delete(ctx, inactiveKey(appGUIDn(app)))).To(Succeed())
+		Expect(st.Delete(ctx, recordKey(bindingGUIDn(b)))).To(Succeed())
 		cf.unbind(bindingGUIDn(b))
 	}
-	run := func() targets.Result {
+	run := func() reconcile.Result {
 		res, err := rec.Run(ctx)
 		ExpectWithOffset(1, err).NotTo(HaveOccurred())
 		return res
 	}
 	expectTarget := func(app targets.App) {
-		key, _ := targets.TargetKey(app.GUID, app.Started())
-		other, _ := targets.TargetKey(app.GUID, !app.Started())
-		ExpectWithOffset(1, store.keys()).To(ContainElement(key))
-		ExpectWithOffset(1, store.keys()).NotTo(ContainElement(other))
-		ExpectWithOffset(1, store.body(key)).To(Equal(string(targets.Render(app, paasDomain))))
+		key, _ := store.TargetKey(app.GUID, app.Started())
+		other, _ := store.TargetKey(app.GUID, !app.Started())
+		ExpectWithOffset(1, st.keys()).To(ContainElement(key))
+		ExpectWithOffset(1, st.keys()).NotTo(ContainElement(other))
+		ExpectWithOffset(1, st.body(key)).To(Equal(string(targets.Render(app, paasDomain))))
 	}
 	expectNoTarget := func(app string) {
-		ExpectWithOffset(1, store.keys()).NotTo(ContainElement(activeKey(app)))
-		ExpectWithOffset(1, store.keys()).NotTo(ContainElement(inactiveKey(app)))
+		ExpectWithOffset(1, st.keys()).NotTo(ContainElement(activeKey(app)))
+		ExpectWithOffset(1, st.keys()).NotTo(ContainElement(inactiveKey(app)))
 	}
 
 	BeforeEach(func() {
 		ctx = context.Background()
-		store = newMemStore()
+		st = newMemStore()
 		cf = newFakeCF()
 		reg = prometheus.NewRegistry()
-		rec = &targets.Reconciler{Store: store, CF: cf, PaaSDomain: paasDomain, PlanID: "plan",
-			Workers: 4, Logger: lager.NewLogger("test"), Metrics: targets.NewReconcileMetrics(reg)}
+		rec = &reconcile.Reconciler{Store: st, CF: cf, PaaSDomain: paasDomain, PlanID: "plan",
+			Workers: 4, Logger: lager.NewLogger("test"), Metrics: reconcile.NewMetrics(reg)}
 		for n := 1; n <= 3; n++ {
 			cf.apps[appGUIDn(n)] = newApp(n, 2)
 			brokerBind(n, n)
 		}
-		store.resetOps()
+		st.resetOps()
 	})
 
 	It("makes no GET, PUT or DELETE when nothing changed", func() {
 		res := run()
 		Expect(res.Passes).To(Equal(1))
 		Expect(res.Active).To(Equal(3))
-		Expect(store.opCounts()).To(Equal(map[string]int{"LIST": 3}))
+		Expect(st.opCounts()).To(Equal(map[string]int{"LIST": 3}))
 		Expect(metricValue(reg, "cf_app_discovery_targets", "active")).To(Equal(3.0))
 		Expect(metricValue(reg, "cf_app_discovery_reconcile_runs_total", "success")).To(Equal(1.0))
 	})
 
 	Context("when the store's ETags are not the MD5 of the content (SSE-KMS)", func() {
 		BeforeEach(func() {
-			store.opaqueETags = true
+			st.opaqueETags = true
 			for n := 1; n <= 3; n++ {
 				brokerBind(n, n) // the broker's writes, with opaque ETags
 			}
-			store.resetOps()
+			st.resetOps()
 		})
 
 		It("rewrites each target at most once, then makes no GET, PUT or DELETE while nothing changes", func() {
@@ -177,11 +180,11 @@ var _ = Describe("Reconciler", func() {
 			for n := 1; n <= 3; n++ {
 				expectTarget(cf.apps[appGUIDn(n)])
 			}
-			store.resetOps()
+			st.resetOps()
 			second := run()
 			Expect(second.Passes).To(Equal(1))
 			Expect(second.TargetsWritten).To(BeZero())
-			Expect(store.opCounts()).To(Equal(map[string]int{"LIST": 3}))
+			Expect(st.opCounts()).To(Equal(map[string]int{"LIST": 3}))
 		})
 
 		It("forgets the targets that are gone, stopped apps' old files included", func() {
@@ -196,7 +199,7 @@ var _ = Describe("Reconciler", func() {
 		})
 
 		It("remembers nothing on a store whose ETags are MD5s", func() {
-			store.opaqueETags = false
+			st.opaqueETags = false
 			cf.update(appGUIDn(2), func(a *targets.App) { a.Instances = 4 })
 			run()
 			Expect(rec.Remembered()).To(BeZero())
@@ -212,7 +215,7 @@ var _ = Describe("Reconciler", func() {
 
 		It("rewrites a target that someone else changed since the updater wrote it", func() {
 			run()
-			_, err := store.Put(ctx, activeKey(appGUIDn(3)), []byte("[]\n"), targets.Condition{})
+			_, err := st.Put(ctx, activeKey(appGUIDn(3)), []byte("[]\n"), store.Condition{})
 			Expect(err).NotTo(HaveOccurred())
 			res := run()
 			Expect(res.TargetsWritten).To(Equal(1))
@@ -226,11 +229,11 @@ var _ = Describe("Reconciler", func() {
 		Expect(res.TargetsWritten).To(Equal(1))
 		Expect(res.Passes).To(Equal(2))
 		expectTarget(cf.apps[appGUIDn(1)])
-		Expect(store.opCounts()).To(Equal(map[string]int{"LIST": 6, "PUT": 1}))
+		Expect(st.opCounts()).To(Equal(map[string]int{"LIST": 6, "PUT": 1}))
 
 		cf.update(appGUIDn(1), func(a *targets.App) { a.Instances = 0 })
 		run()
-		Expect(store.body(activeKey(appGUIDn(1)))).To(Equal("[]\n"))
+		Expect(st.body(activeKey(appGUIDn(1)))).To(Equal("[]\n"))
 	})
 
 	It("moves a stopped app to inactive/ and back when started", func() {
@@ -250,9 +253,9 @@ var _ = Describe("Reconciler", func() {
 		cf.update(appGUIDn(3), func(a *targets.App) { a.Routes[0].Internal = true })
 		res := run()
 		Expect(res.TargetsWritten).To(Equal(2), "the rename to -venerable keeps every byte")
-		Expect(store.body(activeKey(appGUIDn(1)))).To(ContainSubstring(`"job": "app-1"`))
-		Expect(store.body(activeKey(appGUIDn(2)))).To(ContainSubstring(`"new.example.org"`))
-		Expect(store.body(activeKey(appGUIDn(3)))).To(ContainSubstring(`"app-3.paas.example"`))
+		Expect(st.body(activeKey(appGUIDn(1)))).To(ContainSubstring(`"job": "app-1"`))
+		Expect(st.body(activeKey(appGUIDn(2)))).To(ContainSubstring(`"new.example.org"`))
+		Expect(st.body(activeKey(appGUIDn(3)))).To(ContainSubstring(`"app-3.paas.example"`))
 	})
 
 	It("removes the target of an app CF no longer returns", func() {
@@ -260,30 +263,30 @@ var _ = Describe("Reconciler", func() {
 		res := run()
 		Expect(res.TargetsDeleted).To(Equal(1))
 		expectNoTarget(appGUIDn(3))
-		Expect(store.keys()).To(ContainElement(recordKey(bindingGUIDn(3))), "the binding still exists in CF")
+		Expect(st.keys()).To(ContainElement(recordKey(bindingGUIDn(3))), "the binding still exists in CF")
 	})
 
 	It("removes a record whose binding CF no longer lists once it is older than the grace period", func() {
 		cf.unbind(bindingGUIDn(2))
 		run()
-		Expect(store.keys()).To(ContainElement(recordKey(bindingGUIDn(2))), "young: a bind may be in flight")
+		Expect(st.keys()).To(ContainElement(recordKey(bindingGUIDn(2))), "young: a bind may be in flight")
 		expectTarget(cf.apps[appGUIDn(2)])
 
-		store.age(recordKey(bindingGUIDn(2)), time.Hour)
+		st.age(recordKey(bindingGUIDn(2)), time.Hour)
 		run()
-		Expect(store.keys()).NotTo(ContainElement(recordKey(bindingGUIDn(2))))
+		Expect(st.keys()).NotTo(ContainElement(recordKey(bindingGUIDn(2))))
 		expectNoTarget(appGUIDn(2))
 	})
 
 	It("skips a young record that an unbind removes while the run reads it", func() {
 		cf.unbind(bindingGUIDn(2))
-		store.fail = func(op, key string) error {
+		st.fail = func(op, key string) error {
 			if op == "GET" && key == recordKey(bindingGUIDn(2)) {
 				// The broker's unbind removed the record and the target between
 				// the listing and this read (the store's lock is held here).
-				delete(store.objects, activeKey(appGUIDn(2)))
-				delete(store.objects, recordKey(bindingGUIDn(2)))
-				return targets.ErrNotFound
+				delete(st.objects, activeKey(appGUIDn(2)))
+				delete(st.objects, recordKey(bindingGUIDn(2)))
+				return store.ErrNotFound
 			}
 			return nil
 		}
@@ -294,28 +297,28 @@ var _ = Describe("Reconciler", func() {
 
 	It("skips a young record it cannot parse, and removes it once it is old", func() {
 		cf.unbind(bindingGUIDn(2))
-		_, err := store.Put(ctx, recordKey(bindingGUIDn(2)), []byte("{not json"), targets.Condition{})
+		_, err := st.Put(ctx, recordKey(bindingGUIDn(2)), []byte("{not json"), store.Condition{})
 		Expect(err).NotTo(HaveOccurred())
 		cf.update(appGUIDn(1), func(a *targets.App) { a.Instances = 4 })
 		run()
 		expectTarget(cf.apps[appGUIDn(1)])
-		Expect(store.keys()).To(ContainElement(recordKey(bindingGUIDn(2))))
-		store.age(recordKey(bindingGUIDn(2)), time.Hour)
+		Expect(st.keys()).To(ContainElement(recordKey(bindingGUIDn(2))))
+		st.age(recordKey(bindingGUIDn(2)), time.Hour)
 		run()
-		Expect(store.keys()).NotTo(ContainElement(recordKey(bindingGUIDn(2))))
+		Expect(st.keys()).NotTo(ContainElement(recordKey(bindingGUIDn(2))))
 	})
 
 	It("leaves the record of a binding Cloud Controller is deleting to the broker", func() {
-		cf.bindings[bindingGUIDn(1)] = targets.CFBinding{GUID: bindingGUIDn(1), AppGUID: appGUIDn(1), Deleting: true}
-		store.age(recordKey(bindingGUIDn(1)), time.Hour)
+		cf.bindings[bindingGUIDn(1)] = cfapi.Binding{GUID: bindingGUIDn(1), AppGUID: appGUIDn(1), Deleting: true}
+		st.age(recordKey(bindingGUIDn(1)), time.Hour)
 		run()
-		Expect(store.keys()).To(ContainElement(recordKey(bindingGUIDn(1))))
+		Expect(st.keys()).To(ContainElement(recordKey(bindingGUIDn(1))))
 		expectNoTarget(appGUIDn(1))
 	})
 
 	It("keeps the target while an app has another binding", func() {
 		brokerBind(4, 1)
-		Expect(store.Delete(ctx, recordKey(bindingGUIDn(1)))).To(Succeed())
+		Expect(st.Delete(ctx, recordKey(bindingGUIDn(1)))).To(Succeed())
 		cf.unbind(bindingGUIDn(1))
 		run()
 		expectTarget(cf.apps[appGUIDn(1)])
@@ -324,7 +327,7 @@ var _ = Describe("Reconciler", func() {
 	It("removes the target file of an app that is not bound", func() {
 		stray := newApp(9, 1)
 		cf.apps[stray.GUID] = stray
-		_, err := store.Put(ctx, activeKey(stray.GUID), targets.Render(stray, paasDomain), targets.Condition{})
+		_, err := st.Put(ctx, activeKey(stray.GUID), targets.Render(stray, paasDomain), store.Condition{})
 		Expect(err).NotTo(HaveOccurred())
 		run()
 		expectNoTarget(stray.GUID)
@@ -333,10 +336,10 @@ var _ = Describe("Reconciler", func() {
 	Context("with a bucket written by the Ruby service", func() {
 		BeforeEach(func() {
 			for n := 1; n <= 3; n++ {
-				Expect(store.Delete(ctx, recordKey(bindingGUIDn(n)))).To(Succeed())
+				Expect(st.Delete(ctx, recordKey(bindingGUIDn(n)))).To(Succeed())
 			}
 			// The Ruby service left a stale file in both states for app 2.
-			_, err := store.Put(ctx, inactiveKey(appGUIDn(2)), []byte("[]"), targets.Condition{})
+			_, err := st.Put(ctx, inactiveKey(appGUIDn(2)), []byte("[]"), store.Condition{})
 			Expect(err).NotTo(HaveOccurred())
 		})
 
@@ -344,15 +347,15 @@ var _ = Describe("Reconciler", func() {
 			res := run()
 			Expect(res.RecordsAdopted).To(Equal(3))
 			for n := 1; n <= 3; n++ {
-				Expect(store.keys()).To(ContainElement(recordKey(bindingGUIDn(n))))
+				Expect(st.keys()).To(ContainElement(recordKey(bindingGUIDn(n))))
 				expectTarget(cf.apps[appGUIDn(n)])
 			}
-			data, _, err := store.Get(ctx, recordKey(bindingGUIDn(1)))
+			data, _, err := st.Get(ctx, recordKey(bindingGUIDn(1)))
 			Expect(err).NotTo(HaveOccurred())
-			b, err := targets.UnmarshalBinding(data)
+			b, err := store.UnmarshalBinding(data)
 			Expect(err).NotTo(HaveOccurred())
 			Expect(b.AppGUID).To(Equal(appGUIDn(1)))
-			Expect(b.Source).To(Equal(targets.SourceReconcile))
+			Expect(b.Source).To(Equal(store.SourceReconcile))
 		})
 	})
 
@@ -362,29 +365,29 @@ var _ = Describe("Reconciler", func() {
 				cf.update(appGUIDn(1), func(a *targets.App) { a.Instances = 7 })
 				delete(cf.apps, appGUIDn(2))
 				cf.unbind(bindingGUIDn(3))
-				store.age(recordKey(bindingGUIDn(3)), time.Hour)
+				st.age(recordKey(bindingGUIDn(3)), time.Hour)
 				before := map[string]string{}
-				for _, k := range store.keys() {
-					before[k] = store.body(k)
+				for _, k := range st.keys() {
+					before[k] = st.body(k)
 				}
 				breakIt()
 				_, err := rec.Run(ctx)
-				Expect(err).To(MatchError(targets.ErrReconcile))
+				Expect(err).To(MatchError(reconcile.ErrReconcile))
 				after := map[string]string{}
-				for _, k := range store.keys() {
-					after[k] = store.body(k)
+				for _, k := range st.keys() {
+					after[k] = st.body(k)
 				}
 				Expect(after).To(Equal(before))
-				Expect(store.opCounts()).NotTo(HaveKey("PUT"))
-				Expect(store.opCounts()).NotTo(HaveKey("DELETE"))
+				Expect(st.opCounts()).NotTo(HaveKey("PUT"))
+				Expect(st.opCounts()).NotTo(HaveKey("DELETE"))
 				Expect(metricValue(reg, "cf_app_discovery_reconcile_runs_total", "failure")).To(Equal(1.0))
 				Expect(metricValue(reg, "cf_app_discovery_reconcile_runs_total", "success")).To(Equal(0.0))
 			},
-			Entry("bindings from CF", func() { cf.bindingsErr = fmt.Errorf("%w: 502", targets.ErrCFUnavailable) }),
-			Entry("apps from CF", func() { cf.appsErr = fmt.Errorf("%w: truncated page", targets.ErrCFUnavailable) }),
+			Entry("bindings from CF", func() { cf.bindingsErr = fmt.Errorf("%w: 502", cfapi.ErrUnavailable) }),
+			Entry("apps from CF", func() { cf.appsErr = fmt.Errorf("%w: truncated page", cfapi.ErrUnavailable) }),
 			Entry("the store listing", func() {
-				store.fail = func(op, key string) error {
-					if op == "LIST" && key == targets.InactivePrefix {
+				st.fail = func(op, key string) error {
+					if op == "LIST" && key == store.InactivePrefix {
 						return errInjected
 					}
 					return nil
@@ -398,7 +401,7 @@ var _ = Describe("Reconciler", func() {
 			for n := 1; n <= 3; n++ {
 				cf.update(appGUIDn(n), func(a *targets.App) { a.State = "STOPPED" })
 			}
-			store.fail = func(op, key string) error {
+			st.fail = func(op, key string) error {
 				if op == "PUT" && key == inactiveKey(appGUIDn(2)) {
 					return errInjected
 				}
@@ -408,9 +411,9 @@ var _ = Describe("Reconciler", func() {
 			Expect(err).To(MatchError(errInjected))
 			expectTarget(cf.apps[appGUIDn(1)])
 			expectTarget(cf.apps[appGUIDn(3)])
-			Expect(store.keys()).To(ContainElement(activeKey(appGUIDn(2))), "the old file stays until the new one is written")
+			Expect(st.keys()).To(ContainElement(activeKey(appGUIDn(2))), "the old file stays until the new one is written")
 
-			store.fail = nil
+			st.fail = nil
 			run()
 			expectTarget(cf.apps[appGUIDn(2)])
 		})
@@ -421,7 +424,7 @@ var _ = Describe("Reconciler", func() {
 
 		BeforeEach(func() {
 			hook = nil
-			targets.SetBeforeApply(rec, func(pass int) {
+			reconcile.SetBeforeApply(rec, func(pass int) {
 				if pass == 1 && hook != nil {
 					hook()
 				}
@@ -433,26 +436,26 @@ var _ = Describe("Reconciler", func() {
 			hook = func() { brokerUnbind(1, 1) }
 			run()
 			expectNoTarget(appGUIDn(1))
-			Expect(store.keys()).NotTo(ContainElement(recordKey(bindingGUIDn(1))))
+			Expect(st.keys()).NotTo(ContainElement(recordKey(bindingGUIDn(1))))
 		})
 
 		It("does not resurrect a record unbound while the run adopted it", func() {
-			Expect(store.Delete(ctx, recordKey(bindingGUIDn(2)))).To(Succeed())
+			Expect(st.Delete(ctx, recordKey(bindingGUIDn(2)))).To(Succeed())
 			hook = func() { brokerUnbind(2, 2) }
 			run()
-			Expect(store.keys()).NotTo(ContainElement(recordKey(bindingGUIDn(2))))
+			Expect(st.keys()).NotTo(ContainElement(recordKey(bindingGUIDn(2))))
 			expectNoTarget(appGUIDn(2))
 		})
 
 		It("does not delete a target bound while the run removed it as unbound", func() {
 			stray := newApp(7, 1)
 			cf.apps[stray.GUID] = stray
-			_, err := store.Put(ctx, activeKey(stray.GUID), []byte("[]"), targets.Condition{})
+			_, err := st.Put(ctx, activeKey(stray.GUID), []byte("[]"), store.Condition{})
 			Expect(err).NotTo(HaveOccurred())
 			hook = func() { brokerBind(7, 7) }
 			run()
 			expectTarget(stray)
-			Expect(store.keys()).To(ContainElement(recordKey(bindingGUIDn(7))))
+			Expect(st.keys()).To(ContainElement(recordKey(bindingGUIDn(7))))
 		})
 
 		It("keeps a target bound while the run was reading", func() {

@@ -1,9 +1,7 @@
-package targets
+package reconcile
 
 import (
 	"context"
-	"crypto/md5"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"sort"
@@ -11,7 +9,10 @@ import (
 	"time"
 
 	"code.cloudfoundry.org/lager/v3"
+	"github.com/alphagov/cf-app-discovery/cfapi"
 	"github.com/alphagov/cf-app-discovery/scrape"
+	"github.com/alphagov/cf-app-discovery/store"
+	"github.com/alphagov/cf-app-discovery/targets"
 )
 
 // CFReader is what the reconciler needs of the CF API. Both calls either
@@ -19,17 +20,17 @@ import (
 // mistaken for apps or bindings that are gone.
 type CFReader interface {
 	// PlanBindings lists every app binding of our plan.
-	PlanBindings(ctx context.Context) ([]CFBinding, error)
+	PlanBindings(ctx context.Context) ([]cfapi.Binding, error)
 	// Apps describes the apps among guids that CF returns; an app missing
 	// from the map is deleted or no longer visible.
-	Apps(ctx context.Context, guids []string) (map[string]App, error)
+	Apps(ctx context.Context, guids []string) (map[string]targets.App, error)
 }
 
 // Reconciler makes the store match the CF API: every bound app that CF
 // returns has exactly one target file, in active/ or inactive/, rendered
 // from its current state; nothing else has one.
 type Reconciler struct {
-	Store      Store
+	Store      store.Store
 	CF         CFReader
 	PaaSDomain string
 	// PlanID is written into the records of bindings adopted from the API.
@@ -46,7 +47,7 @@ type Reconciler struct {
 	Logger  lager.Logger
 	Now     func() time.Time
 	// Metrics, when set, is updated after every run.
-	Metrics *ReconcileMetrics
+	Metrics *Metrics
 	// beforeApply, for tests, runs between reading and writing in each pass.
 	beforeApply func(pass int)
 
@@ -127,32 +128,32 @@ func (r *Reconciler) Run(ctx context.Context) (Result, error) {
 
 // snapshot is the store as one pass read it.
 type snapshot struct {
-	records  map[string]Object // by binding guid
-	active   map[string]Object // by app guid
-	inactive map[string]Object // by app guid
+	records  map[string]store.Object // by binding guid
+	active   map[string]store.Object // by app guid
+	inactive map[string]store.Object // by app guid
 }
 
 func (r *Reconciler) readStore(ctx context.Context) (snapshot, error) {
 	s := snapshot{}
 	var err error
-	if s.records, err = r.list(ctx, BindingPrefix); err != nil {
+	if s.records, err = r.list(ctx, store.BindingPrefix); err != nil {
 		return s, err
 	}
-	if s.active, err = r.list(ctx, ActivePrefix); err != nil {
+	if s.active, err = r.list(ctx, store.ActivePrefix); err != nil {
 		return s, err
 	}
-	s.inactive, err = r.list(ctx, InactivePrefix)
+	s.inactive, err = r.list(ctx, store.InactivePrefix)
 	return s, err
 }
 
-func (r *Reconciler) list(ctx context.Context, prefix string) (map[string]Object, error) {
+func (r *Reconciler) list(ctx context.Context, prefix string) (map[string]store.Object, error) {
 	objects, err := r.Store.List(ctx, prefix)
 	if err != nil {
 		return nil, fmt.Errorf("%w: listing %s: %w", ErrReconcile, prefix, err)
 	}
-	out := make(map[string]Object, len(objects))
+	out := make(map[string]store.Object, len(objects))
 	for _, o := range objects {
-		if _, guid, err := ParseKey(o.Key); err == nil {
+		if _, guid, err := store.ParseKey(o.Key); err == nil {
 			out[guid] = o
 		}
 	}
@@ -164,24 +165,24 @@ type mutation struct {
 	kind    string // "write-target", "delete-target", "adopt-record", "remove-record"
 	key     string
 	body    []byte
-	cond    Condition
+	cond    store.Condition
 	then    string // a key to delete once the write succeeded (the other state's file)
 	logData lager.Data
 }
 
 func (r *Reconciler) pass(ctx context.Context, logger lager.Logger, pass int) (Result, error) {
-	store, err := r.readStore(ctx)
+	snap, err := r.readStore(ctx)
 	if err != nil {
 		return Result{}, err
 	}
-	r.forgetUnlisted(store)
+	r.forgetUnlisted(snap)
 	// CF is read after the store, so that an app or binding missing from
 	// CF's answer is missing at a time after the store showed it.
 	apiBindings, err := r.CF.PlanBindings(ctx)
 	if err != nil {
 		return Result{}, fmt.Errorf("%w: listing bindings in the CF API: %w", ErrReconcile, err)
 	}
-	live := map[string]CFBinding{}
+	live := map[string]cfapi.Binding{}
 	deleting := map[string]bool{}
 	for _, b := range apiBindings {
 		if !scrape.ValidGUID(b.GUID) || !scrape.ValidGUID(b.AppGUID) {
@@ -197,7 +198,7 @@ func (r *Reconciler) pass(ctx context.Context, logger lager.Logger, pass int) (R
 	var muts []mutation
 	monitored := map[string]bool{}
 	now := r.now()
-	for bindingGUID, obj := range store.records {
+	for bindingGUID, obj := range snap.records {
 		switch {
 		case live[bindingGUID].GUID != "":
 			monitored[live[bindingGUID].AppGUID] = true
@@ -213,7 +214,7 @@ func (r *Reconciler) pass(ctx context.Context, logger lager.Logger, pass int) (R
 			// from the API is no such thing: its binding is gone.
 			b, err := r.readRecord(ctx, obj.Key)
 			switch {
-			case errors.Is(err, ErrNotFound):
+			case errors.Is(err, store.ErrNotFound):
 				continue // unbound since the listing; the next pass looks again
 			case errors.Is(err, errUnreadableRecord):
 				// It names no app we could monitor; it goes once it is old.
@@ -222,7 +223,7 @@ func (r *Reconciler) pass(ctx context.Context, logger lager.Logger, pass int) (R
 			case err != nil:
 				return Result{}, err
 			}
-			if b.Source == SourceReconcile {
+			if b.Source == store.SourceReconcile {
 				muts = append(muts, mutation{kind: "remove-record", key: obj.Key,
 					logData: lager.Data{"binding_guid": bindingGUID, "reason": "adopted-binding-gone"}})
 				continue
@@ -232,16 +233,16 @@ func (r *Reconciler) pass(ctx context.Context, logger lager.Logger, pass int) (R
 	}
 	for bindingGUID, b := range live {
 		monitored[b.AppGUID] = true
-		if _, ok := store.records[bindingGUID]; ok {
+		if _, ok := snap.records[bindingGUID]; ok {
 			continue
 		}
-		key, _ := BindingKey(bindingGUID)
-		body, err := Binding{BindingGUID: bindingGUID, AppGUID: b.AppGUID, PlanID: r.PlanID,
-			CreatedAt: b.CreatedAt, Source: SourceReconcile}.Marshal()
+		key, _ := store.BindingKey(bindingGUID)
+		body, err := store.Binding{BindingGUID: bindingGUID, AppGUID: b.AppGUID, PlanID: r.PlanID,
+			CreatedAt: b.CreatedAt, Source: store.SourceReconcile}.Marshal()
 		if err != nil {
 			return Result{}, fmt.Errorf("%w: %w", ErrReconcile, err)
 		}
-		muts = append(muts, mutation{kind: "adopt-record", key: key, body: body, cond: Condition{IfNoneMatch: true},
+		muts = append(muts, mutation{kind: "adopt-record", key: key, body: body, cond: store.Condition{IfNoneMatch: true},
 			logData: lager.Data{"binding_guid": bindingGUID, "app_guid": b.AppGUID}})
 	}
 
@@ -261,16 +262,16 @@ func (r *Reconciler) pass(ctx context.Context, logger lager.Logger, pass int) (R
 		if !ok {
 			continue // deleted or no longer visible: its files go below
 		}
-		want, other := store.active, store.inactive
+		want, other := snap.active, snap.inactive
 		if app.Started() {
 			res.Active++
 		} else {
-			want, other = store.inactive, store.active
+			want, other = snap.inactive, snap.active
 			res.Inactive++
 		}
-		key, _ := TargetKey(guid, app.Started())
-		otherKey, _ := TargetKey(guid, !app.Started())
-		body := Render(app, r.PaaSDomain)
+		key, _ := store.TargetKey(guid, app.Started())
+		otherKey, _ := store.TargetKey(guid, !app.Started())
+		body := targets.Render(app, r.PaaSDomain)
 		m := mutation{kind: "write-target", key: key, body: body,
 			logData: lager.Data{"app_guid": guid, "key": key}}
 		if _, ok := other[guid]; ok {
@@ -282,14 +283,14 @@ func (r *Reconciler) pass(ctx context.Context, logger lager.Logger, pass int) (R
 				muts = append(muts, mutation{kind: "delete-target", key: otherKey, logData: lager.Data{"app_guid": guid, "key": otherKey}})
 			}
 		case ok:
-			m.cond = Condition{IfMatch: existing.ETag}
+			m.cond = store.Condition{IfMatch: existing.ETag}
 			muts = append(muts, m)
 		default:
-			m.cond = Condition{IfNoneMatch: true}
+			m.cond = store.Condition{IfNoneMatch: true}
 			muts = append(muts, m)
 		}
 	}
-	for _, files := range []map[string]Object{store.active, store.inactive} {
+	for _, files := range []map[string]store.Object{snap.active, snap.inactive} {
 		for guid, obj := range files {
 			if _, ok := apps[guid]; ok && monitored[guid] {
 				continue
@@ -316,14 +317,14 @@ func reasonGone(monitored bool) string {
 	return "app-not-bound"
 }
 
-func (r *Reconciler) readRecord(ctx context.Context, key string) (Binding, error) {
+func (r *Reconciler) readRecord(ctx context.Context, key string) (store.Binding, error) {
 	data, _, err := r.Store.Get(ctx, key)
 	if err != nil {
-		return Binding{}, fmt.Errorf("%w: reading %s: %w", ErrReconcile, key, err)
+		return store.Binding{}, fmt.Errorf("%w: reading %s: %w", ErrReconcile, key, err)
 	}
-	b, err := UnmarshalBinding(data)
+	b, err := store.UnmarshalBinding(data)
 	if err != nil {
-		return Binding{}, fmt.Errorf("%w: %s: %w: %w", ErrReconcile, key, errUnreadableRecord, err)
+		return store.Binding{}, fmt.Errorf("%w: %s: %w: %w", ErrReconcile, key, errUnreadableRecord, err)
 	}
 	return b, nil
 }
@@ -373,7 +374,7 @@ func (r *Reconciler) applyOne(ctx context.Context, m mutation) (string, error) {
 	case "write-target", "adopt-record":
 		etag, err := r.Store.Put(ctx, m.key, m.body, m.cond)
 		if err != nil {
-			if errors.Is(err, ErrPreconditionFailed) {
+			if errors.Is(err, store.ErrPreconditionFailed) {
 				return "conflict", nil
 			}
 			return "", err
@@ -396,7 +397,7 @@ func (r *Reconciler) applyOne(ctx context.Context, m mutation) (string, error) {
 // body: its ETag is body's MD5, or it is the updater's own last write of
 // these bytes.
 func (r *Reconciler) unchanged(key, etag string, body []byte) bool {
-	sum := etagOf(body)
+	sum := store.ContentETag(body)
 	if etag == sum {
 		return true
 	}
@@ -409,14 +410,14 @@ func (r *Reconciler) unchanged(key, etag string, body []byte) bool {
 // forgetUnlisted drops what the updater remembers of targets that are no
 // longer in the store (an unbind removed them), so that the memory holds at
 // most one entry per target file.
-func (r *Reconciler) forgetUnlisted(store snapshot) {
+func (r *Reconciler) forgetUnlisted(snap snapshot) {
 	r.writtenMu.Lock()
 	defer r.writtenMu.Unlock()
 	for key := range r.written {
-		prefix, app, err := ParseKey(key)
-		files := store.inactive
-		if prefix == ActivePrefix {
-			files = store.active
+		prefix, app, err := store.ParseKey(key)
+		files := snap.inactive
+		if prefix == store.ActivePrefix {
+			files = snap.active
 		}
 		if _, ok := files[app]; err != nil || !ok {
 			delete(r.written, key)
@@ -431,14 +432,14 @@ func (r *Reconciler) forgetUnlisted(store snapshot) {
 func (r *Reconciler) remember(key, etag string, body []byte) {
 	r.writtenMu.Lock()
 	defer r.writtenMu.Unlock()
-	if etag == "" || etag == etagOf(body) {
+	if etag == "" || etag == store.ContentETag(body) {
 		delete(r.written, key)
 		return
 	}
 	if r.written == nil {
 		r.written = map[string]writtenTarget{}
 	}
-	r.written[key] = writtenTarget{etag: etag, md5: etagOf(body)}
+	r.written[key] = writtenTarget{etag: etag, md5: store.ContentETag(body)}
 }
 
 func (r *Reconciler) grace() time.Duration {
@@ -460,10 +461,4 @@ func (r *Reconciler) logger() lager.Logger {
 		return r.Logger
 	}
 	return lager.NewLogger("reconcile")
-}
-
-// etagOf is the ETag a store gives bytes: their hex MD5.
-func etagOf(body []byte) string {
-	sum := md5.Sum(body)
-	return hex.EncodeToString(sum[:])
 }

@@ -1,4 +1,4 @@
-package targets
+package reconcile
 
 import (
 	"time"
@@ -6,8 +6,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 )
 
-// ReconcileMetrics are the target updater's metrics about its own runs.
-type ReconcileMetrics struct {
+// Metrics are the target updater's metrics about its own runs.
+type Metrics struct {
 	runs        *prometheus.CounterVec
 	lastSuccess prometheus.Gauge
 	duration    prometheus.Histogram
@@ -15,9 +15,9 @@ type ReconcileMetrics struct {
 	changes     *prometheus.CounterVec
 }
 
-// NewReconcileMetrics registers the reconcile metrics on reg.
-func NewReconcileMetrics(reg prometheus.Registerer) *ReconcileMetrics {
-	m := &ReconcileMetrics{
+// NewMetrics registers the reconcile metrics on reg.
+func NewMetrics(reg prometheus.Registerer) *Metrics {
+	m := &Metrics{
 		runs: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "cf_app_discovery_reconcile_runs_total",
 			Help: "Reconcile runs by outcome (success, failure).",
@@ -47,7 +47,7 @@ func NewReconcileMetrics(reg prometheus.Registerer) *ReconcileMetrics {
 	return m
 }
 
-func (m *ReconcileMetrics) observe(res Result, err error, took time.Duration, end time.Time) {
+func (m *Metrics) observe(res Result, err error, took time.Duration, end time.Time) {
 	m.duration.Observe(took.Seconds())
 	m.changes.WithLabelValues("target_written").Add(float64(res.TargetsWritten))
 	m.changes.WithLabelValues("target_deleted").Add(float64(res.TargetsDeleted))

@@ -1,4 +1,4 @@
-package targets_test
+package cfapi_test
 
 import (
 	"context"
@@ -6,14 +6,14 @@ import (
 	"time"
 
 	"github.com/alphagov/cf-app-discovery/acceptance/fakecf"
-	"github.com/alphagov/cf-app-discovery/targets"
+	"github.com/alphagov/cf-app-discovery/cfapi"
 )
 
 // cfLatency is the latency the fake CF API adds to every request, about a
 // CF API's in the same region.
 const cfLatency = 20 * time.Millisecond
 
-func benchClient(b *testing.B, fleet fakecf.Fleet) (*fakecf.Server, *targets.CFClient) {
+func benchClient(b *testing.B, fleet fakecf.Fleet) (*fakecf.Server, *cfapi.Client) {
 	b.Helper()
 	server := fakecf.New(fakecf.Options{})
 	b.Cleanup(server.Close)
@@ -22,7 +22,7 @@ func benchClient(b *testing.B, fleet fakecf.Fleet) (*fakecf.Server, *targets.CFC
 	}
 	cfg := testCFConfig(server, nil)
 	cfg.AttemptTimeout = time.Minute
-	cf, err := targets.NewCFClient(context.Background(), cfg)
+	cf, err := cfapi.New(context.Background(), cfg)
 	if err != nil {
 		b.Fatal(err)
 	}

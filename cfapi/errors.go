@@ -1,4 +1,4 @@
-package targets
+package cfapi
 
 import (
 	"errors"
@@ -12,14 +12,14 @@ var (
 	ErrAppNotVisible = errors.New("app not visible in the CF API")
 	// ErrBindingNotFound means the CF API does not know the binding.
 	ErrBindingNotFound = errors.New("service binding not found in the CF API")
-	// ErrCFUnavailable wraps failures to talk to the CF API (network errors,
+	// ErrUnavailable wraps failures to talk to the CF API (network errors,
 	// 5xx, 429 after retries, malformed answers). Nothing may be deleted on
 	// the strength of an answer that failed this way.
-	ErrCFUnavailable = errors.New("CF API unavailable")
+	ErrUnavailable = errors.New("CF API unavailable")
 )
 
-// CFBinding is an app binding as the CF API lists it.
-type CFBinding struct {
+// Binding is an app binding as the CF API lists it.
+type Binding struct {
 	GUID      string
 	AppGUID   string
 	PlanGUID  string

@@ -1,4 +1,4 @@
-package targets_test
+package store_test
 
 import (
 	"bytes"
@@ -12,15 +12,14 @@ import (
 	"path/filepath"
 	"sync"
 
+	"github.com/alphagov/cf-app-discovery/store"
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
-
-	"github.com/alphagov/cf-app-discovery/targets"
 )
 
 // storeFixture is a Store under test with direct access to what backs it.
 type storeFixture struct {
-	store targets.Store
+	st store.Store
 	// putRaw writes an object under any name, bypassing the store.
 	putRaw func(key string, body []byte)
 	// rawKeys names everything that backs the store, whatever its shape.
@@ -41,7 +40,7 @@ func md5Hex(body []byte) string {
 	return hex.EncodeToString(sum[:])
 }
 
-func objectKeys(objects []targets.Object) []string {
+func objectKeys(objects []store.Object) []string {
 	keys := []string{}
 	for _, o := range objects {
 		keys = append(keys, o.Key)
@@ -53,66 +52,66 @@ func objectKeys(objects []targets.Object) []string {
 // newFixture runs before each spec.
 func describeStoreContract(newFixture func() storeFixture) {
 	var (
-		fx    storeFixture
-		store targets.Store
-		ctx   context.Context
-		key   string
+		fx  storeFixture
+		st  store.Store
+		ctx context.Context
+		key string
 	)
 
 	BeforeEach(func() {
 		fx = newFixture()
-		store = fx.store
+		st = fx.st
 		ctx = context.Background()
-		key = storeKey(targets.ActivePrefix, 1)
+		key = storeKey(store.ActivePrefix, 1)
 	})
 
 	Describe("Put and Get", func() {
 		It("round-trips the bytes, with the hex MD5 of the content as ETag", func() {
 			body := []byte(`[{"targets":["a.example.com"],"labels":{}}]` + "\n")
-			etag, err := store.Put(ctx, key, body, targets.Condition{})
+			etag, err := st.Put(ctx, key, body, store.Condition{})
 			Expect(err).NotTo(HaveOccurred())
 			Expect(etag).To(Equal(md5Hex(body)))
 
-			got, getETag, err := store.Get(ctx, key)
+			got, getETag, err := st.Get(ctx, key)
 			Expect(err).NotTo(HaveOccurred())
 			Expect(got).To(Equal(body))
 			Expect(getETag).To(Equal(etag))
 		})
 
 		It("round-trips an empty body", func() {
-			etag, err := store.Put(ctx, key, []byte{}, targets.Condition{})
+			etag, err := st.Put(ctx, key, []byte{}, store.Condition{})
 			Expect(err).NotTo(HaveOccurred())
 			Expect(etag).To(Equal(md5Hex(nil)))
-			got, _, err := store.Get(ctx, key)
+			got, _, err := st.Get(ctx, key)
 			Expect(err).NotTo(HaveOccurred())
 			Expect(got).To(BeEmpty())
 		})
 
 		It("replaces an object on an unconditional Put", func() {
-			_, err := store.Put(ctx, key, []byte("[1]"), targets.Condition{})
+			_, err := st.Put(ctx, key, []byte("[1]"), store.Condition{})
 			Expect(err).NotTo(HaveOccurred())
-			etag, err := store.Put(ctx, key, []byte("[2]"), targets.Condition{})
+			etag, err := st.Put(ctx, key, []byte("[2]"), store.Condition{})
 			Expect(err).NotTo(HaveOccurred())
 			Expect(etag).To(Equal(md5Hex([]byte("[2]"))))
-			got, _, err := store.Get(ctx, key)
+			got, _, err := st.Get(ctx, key)
 			Expect(err).NotTo(HaveOccurred())
 			Expect(string(got)).To(Equal("[2]"))
 		})
 
 		It("keeps the three prefixes apart", func() {
-			for i, p := range []string{targets.ActivePrefix, targets.InactivePrefix, targets.BindingPrefix} {
-				_, err := store.Put(ctx, p+storeGUID(7)+".json", []byte{byte('a' + i)}, targets.Condition{})
+			for i, p := range []string{store.ActivePrefix, store.InactivePrefix, store.BindingPrefix} {
+				_, err := st.Put(ctx, p+storeGUID(7)+".json", []byte{byte('a' + i)}, store.Condition{})
 				Expect(err).NotTo(HaveOccurred())
 			}
-			got, _, err := store.Get(ctx, storeKey(targets.InactivePrefix, 7))
+			got, _, err := st.Get(ctx, storeKey(store.InactivePrefix, 7))
 			Expect(err).NotTo(HaveOccurred())
 			Expect(string(got)).To(Equal("b"))
 		})
 
 		Context("when the object does not exist", func() {
 			It("Get returns an error wrapping ErrNotFound", func() {
-				_, _, err := store.Get(ctx, key)
-				Expect(err).To(MatchError(targets.ErrNotFound))
+				_, _, err := st.Get(ctx, key)
+				Expect(err).To(MatchError(store.ErrNotFound))
 			})
 		})
 	})
@@ -120,20 +119,20 @@ func describeStoreContract(newFixture func() storeFixture) {
 	Describe("List", func() {
 		BeforeEach(func() {
 			for _, n := range []int{3, 1, 2} {
-				_, err := store.Put(ctx, storeKey(targets.ActivePrefix, n), []byte(fmt.Sprint(n)), targets.Condition{})
+				_, err := st.Put(ctx, storeKey(store.ActivePrefix, n), []byte(fmt.Sprint(n)), store.Condition{})
 				Expect(err).NotTo(HaveOccurred())
 			}
-			_, err := store.Put(ctx, storeKey(targets.InactivePrefix, 4), []byte("4"), targets.Condition{})
+			_, err := st.Put(ctx, storeKey(store.InactivePrefix, 4), []byte("4"), store.Condition{})
 			Expect(err).NotTo(HaveOccurred())
-			_, err = store.Put(ctx, storeKey(targets.BindingPrefix, 5), []byte("5"), targets.Condition{})
+			_, err = st.Put(ctx, storeKey(store.BindingPrefix, 5), []byte("5"), store.Condition{})
 			Expect(err).NotTo(HaveOccurred())
 		})
 
 		It("returns the objects under the prefix, sorted by key, with ETags and times", func() {
-			objects, err := store.List(ctx, targets.ActivePrefix)
+			objects, err := st.List(ctx, store.ActivePrefix)
 			Expect(err).NotTo(HaveOccurred())
 			Expect(objectKeys(objects)).To(Equal([]string{
-				storeKey(targets.ActivePrefix, 1), storeKey(targets.ActivePrefix, 2), storeKey(targets.ActivePrefix, 3),
+				storeKey(store.ActivePrefix, 1), storeKey(store.ActivePrefix, 2), storeKey(store.ActivePrefix, 3),
 			}))
 			for i, o := range objects {
 				Expect(o.ETag).To(Equal(md5Hex([]byte(fmt.Sprint(i + 1)))))
@@ -142,12 +141,12 @@ func describeStoreContract(newFixture func() storeFixture) {
 		})
 
 		It("filters by prefix", func() {
-			objects, err := store.List(ctx, targets.InactivePrefix)
+			objects, err := st.List(ctx, store.InactivePrefix)
 			Expect(err).NotTo(HaveOccurred())
-			Expect(objectKeys(objects)).To(Equal([]string{storeKey(targets.InactivePrefix, 4)}))
-			objects, err = store.List(ctx, targets.BindingPrefix)
+			Expect(objectKeys(objects)).To(Equal([]string{storeKey(store.InactivePrefix, 4)}))
+			objects, err = st.List(ctx, store.BindingPrefix)
 			Expect(err).NotTo(HaveOccurred())
-			Expect(objectKeys(objects)).To(Equal([]string{storeKey(targets.BindingPrefix, 5)}))
+			Expect(objectKeys(objects)).To(Equal([]string{storeKey(store.BindingPrefix, 5)}))
 		})
 
 		It("leaves out objects whose keys are not store keys", func() {
@@ -160,48 +159,48 @@ func describeStoreContract(newFixture func() storeFixture) {
 			} {
 				fx.putRaw(stray, []byte("stray"))
 			}
-			objects, err := store.List(ctx, targets.ActivePrefix)
+			objects, err := st.List(ctx, store.ActivePrefix)
 			Expect(err).NotTo(HaveOccurred())
 			Expect(objectKeys(objects)).To(Equal([]string{
-				storeKey(targets.ActivePrefix, 1), storeKey(targets.ActivePrefix, 2), storeKey(targets.ActivePrefix, 3),
+				storeKey(store.ActivePrefix, 1), storeKey(store.ActivePrefix, 2), storeKey(store.ActivePrefix, 3),
 			}))
 		})
 
 		It("returns nothing for a prefix with no objects", func() {
-			Expect(store.Delete(ctx, storeKey(targets.BindingPrefix, 5))).To(Succeed())
-			Expect(store.List(ctx, targets.BindingPrefix)).To(BeEmpty())
+			Expect(st.Delete(ctx, storeKey(store.BindingPrefix, 5))).To(Succeed())
+			Expect(st.List(ctx, store.BindingPrefix)).To(BeEmpty())
 		})
 
 		DescribeTable("refuses a prefix other than the three store prefixes",
 			func(prefix string) {
-				_, err := store.List(ctx, prefix)
-				Expect(err).To(MatchError(targets.ErrInvalidKey))
+				_, err := st.List(ctx, prefix)
+				Expect(err).To(MatchError(store.ErrInvalidKey))
 			},
 			Entry("empty", ""),
 			Entry("another prefix", "other/"),
 			Entry("without its slash", "active"),
 			Entry("a traversal", "active/../"),
 			Entry("a parent", "../"),
-			Entry("a key", storeKey(targets.ActivePrefix, 1)),
+			Entry("a key", storeKey(store.ActivePrefix, 1)),
 		)
 	})
 
 	Describe("Delete", func() {
 		It("removes the object", func() {
-			_, err := store.Put(ctx, key, []byte("[]"), targets.Condition{})
+			_, err := st.Put(ctx, key, []byte("[]"), store.Condition{})
 			Expect(err).NotTo(HaveOccurred())
-			Expect(store.Delete(ctx, key)).To(Succeed())
-			_, _, err = store.Get(ctx, key)
-			Expect(err).To(MatchError(targets.ErrNotFound))
-			Expect(store.List(ctx, targets.ActivePrefix)).To(BeEmpty())
+			Expect(st.Delete(ctx, key)).To(Succeed())
+			_, _, err = st.Get(ctx, key)
+			Expect(err).To(MatchError(store.ErrNotFound))
+			Expect(st.List(ctx, store.ActivePrefix)).To(BeEmpty())
 		})
 
 		It("is idempotent: a missing object is not an error", func() {
-			_, err := store.Put(ctx, key, []byte("[]"), targets.Condition{})
+			_, err := st.Put(ctx, key, []byte("[]"), store.Condition{})
 			Expect(err).NotTo(HaveOccurred())
-			Expect(store.Delete(ctx, key)).To(Succeed())
-			Expect(store.Delete(ctx, key)).To(Succeed())
-			Expect(store.Delete(ctx, storeKey(targets.BindingPrefix, 42))).To(Succeed())
+			Expect(st.Delete(ctx, key)).To(Succeed())
+			Expect(st.Delete(ctx, key)).To(Succeed())
+			Expect(st.Delete(ctx, storeKey(store.BindingPrefix, 42))).To(Succeed())
 		})
 	})
 
@@ -210,51 +209,51 @@ func describeStoreContract(newFixture func() storeFixture) {
 
 		BeforeEach(func() {
 			var err error
-			etag, err = store.Put(ctx, key, []byte("old"), targets.Condition{})
+			etag, err = st.Put(ctx, key, []byte("old"), store.Condition{})
 			Expect(err).NotTo(HaveOccurred())
 		})
 
 		expectBody := func(k, want string) {
-			got, _, err := store.Get(ctx, k)
+			got, _, err := st.Get(ctx, k)
 			ExpectWithOffset(1, err).NotTo(HaveOccurred())
 			ExpectWithOffset(1, string(got)).To(Equal(want))
 		}
 
 		It("IfNoneMatch creates a missing object", func() {
-			other := storeKey(targets.BindingPrefix, 2)
-			created, err := store.Put(ctx, other, []byte("new"), targets.Condition{IfNoneMatch: true})
+			other := storeKey(store.BindingPrefix, 2)
+			created, err := st.Put(ctx, other, []byte("new"), store.Condition{IfNoneMatch: true})
 			Expect(err).NotTo(HaveOccurred())
 			Expect(created).To(Equal(md5Hex([]byte("new"))))
 			expectBody(other, "new")
 		})
 
 		It("IfNoneMatch on an existing object fails with ErrPreconditionFailed and writes nothing", func() {
-			_, err := store.Put(ctx, key, []byte("new"), targets.Condition{IfNoneMatch: true})
-			Expect(err).To(MatchError(targets.ErrPreconditionFailed))
+			_, err := st.Put(ctx, key, []byte("new"), store.Condition{IfNoneMatch: true})
+			Expect(err).To(MatchError(store.ErrPreconditionFailed))
 			expectBody(key, "old")
 		})
 
 		It("IfMatch with a stale ETag fails with ErrPreconditionFailed and writes nothing", func() {
-			_, err := store.Put(ctx, key, []byte("newer"), targets.Condition{})
+			_, err := st.Put(ctx, key, []byte("newer"), store.Condition{})
 			Expect(err).NotTo(HaveOccurred())
-			_, err = store.Put(ctx, key, []byte("new"), targets.Condition{IfMatch: etag})
-			Expect(err).To(MatchError(targets.ErrPreconditionFailed))
+			_, err = st.Put(ctx, key, []byte("new"), store.Condition{IfMatch: etag})
+			Expect(err).To(MatchError(store.ErrPreconditionFailed))
 			expectBody(key, "newer")
 		})
 
 		It("IfMatch with the current ETag writes", func() {
-			updated, err := store.Put(ctx, key, []byte("new"), targets.Condition{IfMatch: etag})
+			updated, err := st.Put(ctx, key, []byte("new"), store.Condition{IfMatch: etag})
 			Expect(err).NotTo(HaveOccurred())
 			Expect(updated).To(Equal(md5Hex([]byte("new"))))
 			expectBody(key, "new")
 		})
 
 		It("IfMatch on a missing object fails with ErrPreconditionFailed and creates nothing", func() {
-			other := storeKey(targets.ActivePrefix, 2)
-			_, err := store.Put(ctx, other, []byte("new"), targets.Condition{IfMatch: etag})
-			Expect(err).To(MatchError(targets.ErrPreconditionFailed))
-			_, _, err = store.Get(ctx, other)
-			Expect(err).To(MatchError(targets.ErrNotFound))
+			other := storeKey(store.ActivePrefix, 2)
+			_, err := st.Put(ctx, other, []byte("new"), store.Condition{IfMatch: etag})
+			Expect(err).To(MatchError(store.ErrPreconditionFailed))
+			_, _, err = st.Get(ctx, other)
+			Expect(err).To(MatchError(store.ErrNotFound))
 		})
 
 		It("lets exactly one of concurrent IfNoneMatch writers win", func() {
@@ -263,7 +262,7 @@ func describeStoreContract(newFixture func() storeFixture) {
 				writers = 6
 			)
 			for round := range rounds {
-				other := storeKey(targets.BindingPrefix, 100+round)
+				other := storeKey(store.BindingPrefix, 100+round)
 				var (
 					wg      sync.WaitGroup
 					mu      sync.Mutex
@@ -278,14 +277,14 @@ func describeStoreContract(newFixture func() storeFixture) {
 						defer wg.Done()
 						body := fmt.Sprint("writer-", i)
 						<-start
-						_, err := store.Put(ctx, other, []byte(body), targets.Condition{IfNoneMatch: true})
+						_, err := st.Put(ctx, other, []byte(body), store.Condition{IfNoneMatch: true})
 						mu.Lock()
 						defer mu.Unlock()
 						if err == nil {
 							won = append(won, body)
 							return
 						}
-						Expect(err).To(MatchError(targets.ErrPreconditionFailed))
+						Expect(err).To(MatchError(store.ErrPreconditionFailed))
 						refused++
 					}()
 				}
@@ -300,13 +299,13 @@ func describeStoreContract(newFixture func() storeFixture) {
 
 	DescribeTable("refuses keys that are not store keys, writing nothing",
 		func(bad string) {
-			_, _, err := store.Get(ctx, bad)
-			Expect(err).To(MatchError(targets.ErrInvalidKey))
-			_, err = store.Put(ctx, bad, []byte("x"), targets.Condition{})
-			Expect(err).To(MatchError(targets.ErrInvalidKey))
-			_, err = store.Put(ctx, bad, []byte("x"), targets.Condition{IfNoneMatch: true})
-			Expect(err).To(MatchError(targets.ErrInvalidKey))
-			Expect(store.Delete(ctx, bad)).To(MatchError(targets.ErrInvalidKey))
+			_, _, err := st.Get(ctx, bad)
+			Expect(err).To(MatchError(store.ErrInvalidKey))
+			_, err = st.Put(ctx, bad, []byte("x"), store.Condition{})
+			Expect(err).To(MatchError(store.ErrInvalidKey))
+			_, err = st.Put(ctx, bad, []byte("x"), store.Condition{IfNoneMatch: true})
+			Expect(err).To(MatchError(store.ErrInvalidKey))
+			Expect(st.Delete(ctx, bad)).To(MatchError(store.ErrInvalidKey))
 			Expect(fx.rawKeys()).To(BeEmpty())
 		},
 		Entry("a traversal", "active/../x.json"),
@@ -326,7 +325,7 @@ var _ = Describe("DirStore", func() {
 	var (
 		parent string
 		root   string
-		store  *targets.DirStore
+		st     *store.DirStore
 		ctx    context.Context
 	)
 
@@ -334,11 +333,11 @@ var _ = Describe("DirStore", func() {
 		parent = GinkgoT().TempDir()
 		root = filepath.Join(parent, "store")
 		var err error
-		store, err = targets.NewDirStore(root)
+		st, err = store.NewDir(root)
 		Expect(err).NotTo(HaveOccurred())
 		ctx = context.Background()
 		return storeFixture{
-			store: store,
+			st: st,
 			putRaw: func(key string, body []byte) {
 				path := filepath.Join(root, filepath.FromSlash(key))
 				Expect(os.MkdirAll(filepath.Dir(path), 0o755)).To(Succeed())
@@ -358,11 +357,11 @@ var _ = Describe("DirStore", func() {
 
 		BeforeEach(func() {
 			newDirFixture()
-			key = storeKey(targets.BindingPrefix, 1)
+			key = storeKey(store.BindingPrefix, 1)
 		})
 
 		It("writes the bucket layout: <root>/<prefix><guid>.json, readable by others", func() {
-			_, err := store.Put(ctx, key, []byte(`{"a":1}`), targets.Condition{})
+			_, err := st.Put(ctx, key, []byte(`{"a":1}`), store.Condition{})
 			Expect(err).NotTo(HaveOccurred())
 			path := filepath.Join(root, "bindings", storeGUID(1)+".json")
 			Expect(os.ReadFile(path)).To(Equal([]byte(`{"a":1}`)))
@@ -372,11 +371,11 @@ var _ = Describe("DirStore", func() {
 		})
 
 		It("takes LastModified from the file's modification time", func() {
-			_, err := store.Put(ctx, key, []byte("x"), targets.Condition{})
+			_, err := st.Put(ctx, key, []byte("x"), store.Condition{})
 			Expect(err).NotTo(HaveOccurred())
 			info, err := os.Stat(filepath.Join(root, filepath.FromSlash(key)))
 			Expect(err).NotTo(HaveOccurred())
-			objects, err := store.List(ctx, targets.BindingPrefix)
+			objects, err := st.List(ctx, store.BindingPrefix)
 			Expect(err).NotTo(HaveOccurred())
 			Expect(objects).To(HaveLen(1))
 			Expect(objects[0].LastModified).To(BeTemporally("==", info.ModTime()))
@@ -384,22 +383,22 @@ var _ = Describe("DirStore", func() {
 
 		It("leaves no temporary file behind, after writes and refused writes", func() {
 			for i := range 10 {
-				_, err := store.Put(ctx, key, []byte(fmt.Sprint(i)), targets.Condition{})
+				_, err := st.Put(ctx, key, []byte(fmt.Sprint(i)), store.Condition{})
 				Expect(err).NotTo(HaveOccurred())
 			}
-			_, err := store.Put(ctx, key, []byte("refused"), targets.Condition{IfNoneMatch: true})
-			Expect(err).To(MatchError(targets.ErrPreconditionFailed))
-			_, err = store.Put(ctx, key, []byte("refused"), targets.Condition{IfMatch: "0123"})
-			Expect(err).To(MatchError(targets.ErrPreconditionFailed))
+			_, err := st.Put(ctx, key, []byte("refused"), store.Condition{IfNoneMatch: true})
+			Expect(err).To(MatchError(store.ErrPreconditionFailed))
+			_, err = st.Put(ctx, key, []byte("refused"), store.Condition{IfMatch: "0123"})
+			Expect(err).To(MatchError(store.ErrPreconditionFailed))
 			Expect(filesUnder(parent)).To(Equal([]string{"store/" + key}))
 		})
 
 		It("does not list a leftover temporary file or a directory named like a key", func() {
-			_, err := store.Put(ctx, key, []byte("x"), targets.Condition{})
+			_, err := st.Put(ctx, key, []byte("x"), store.Condition{})
 			Expect(err).NotTo(HaveOccurred())
 			Expect(os.WriteFile(filepath.Join(root, "bindings", ".tmp-4242"), []byte(`{"partial`), 0o600)).To(Succeed())
 			Expect(os.Mkdir(filepath.Join(root, "bindings", storeGUID(2)+".json"), 0o755)).To(Succeed())
-			objects, err := store.List(ctx, targets.BindingPrefix)
+			objects, err := st.List(ctx, store.BindingPrefix)
 			Expect(err).NotTo(HaveOccurred())
 			Expect(objectKeys(objects)).To(Equal([]string{key}))
 		})
@@ -407,9 +406,9 @@ var _ = Describe("DirStore", func() {
 		It("honours a cancelled context", func() {
 			cancelled, cancel := context.WithCancel(ctx)
 			cancel()
-			_, err := store.Put(cancelled, key, []byte("x"), targets.Condition{})
+			_, err := st.Put(cancelled, key, []byte("x"), store.Condition{})
 			Expect(err).To(MatchError(context.Canceled))
-			_, _, err = store.Get(cancelled, key)
+			_, _, err = st.Get(cancelled, key)
 			Expect(err).To(MatchError(context.Canceled))
 			Expect(filesUnder(parent)).To(BeEmpty())
 		})
@@ -419,7 +418,7 @@ var _ = Describe("DirStore", func() {
 				bytes.Repeat([]byte("a"), 256<<10),
 				bytes.Repeat([]byte("b"), 300<<10),
 			}
-			_, err := store.Put(ctx, key, bodies[0], targets.Condition{})
+			_, err := st.Put(ctx, key, bodies[0], store.Condition{})
 			Expect(err).NotTo(HaveOccurred())
 
 			var (
@@ -442,7 +441,7 @@ var _ = Describe("DirStore", func() {
 				go func() {
 					defer writers.Done()
 					for i := range 40 {
-						if _, err := store.Put(ctx, key, bodies[(w+i)%2], targets.Condition{}); err != nil {
+						if _, err := st.Put(ctx, key, bodies[(w+i)%2], store.Condition{}); err != nil {
 							report("put: %v", err)
 						}
 					}
@@ -458,7 +457,7 @@ var _ = Describe("DirStore", func() {
 							return
 						default:
 						}
-						got, etag, err := store.Get(ctx, key)
+						got, etag, err := st.Get(ctx, key)
 						switch {
 						case err != nil:
 							report("get: %v", err)
@@ -467,7 +466,7 @@ var _ = Describe("DirStore", func() {
 						case etag != md5Hex(got):
 							report("etag %s does not match the content", etag)
 						}
-						objects, err := store.List(ctx, targets.BindingPrefix)
+						objects, err := st.List(ctx, store.BindingPrefix)
 						switch {
 						case err != nil:
 							report("list: %v", err)
@@ -494,13 +493,13 @@ var _ = Describe("DirStore", func() {
 	Describe("NewDirStore", func() {
 		It("creates a missing root", func() {
 			root := filepath.Join(GinkgoT().TempDir(), "a", "b")
-			_, err := targets.NewDirStore(root)
+			_, err := store.NewDir(root)
 			Expect(err).NotTo(HaveOccurred())
 			Expect(root).To(BeADirectory())
 		})
 
 		It("refuses an empty root", func() {
-			_, err := targets.NewDirStore("")
+			_, err := store.NewDir("")
 			Expect(err).To(HaveOccurred())
 		})
 	})

@@ -1,4 +1,4 @@
-package targets_test
+package cfapi_test
 
 import (
 	"context"
@@ -11,14 +11,15 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/alphagov/cf-app-discovery/acceptance/fakecf"
+	"github.com/alphagov/cf-app-discovery/cfapi"
 	"github.com/alphagov/cf-app-discovery/targets"
 )
 
 const planCatalogID = "prometheus-plan"
 
 // testCFConfig keeps retry waits short so that the specs run quickly.
-func testCFConfig(server *fakecf.Server, reg prometheus.Registerer) targets.CFConfig {
-	return targets.CFConfig{
+func testCFConfig(server *fakecf.Server, reg prometheus.Registerer) cfapi.Config {
+	return cfapi.Config{
 		API:            server.URL(),
 		Username:       fakecf.DefaultUsername,
 		Password:       fakecf.DefaultPassword,
@@ -58,8 +59,8 @@ var _ = Describe("CFClient", func() {
 		server *fakecf.Server
 		pop    fakecf.Population
 		reg    *prometheus.Registry
-		cfg    targets.CFConfig
-		cf     *targets.CFClient
+		cfg    cfapi.Config
+		cf     *cfapi.Client
 		fleet  fakecf.Fleet
 	)
 
@@ -76,7 +77,7 @@ var _ = Describe("CFClient", func() {
 		var err error
 		pop, err = server.Populate(fleet)
 		Expect(err).NotTo(HaveOccurred())
-		cf, err = targets.NewCFClient(ctx, cfg)
+		cf, err = cfapi.New(ctx, cfg)
 		Expect(err).NotTo(HaveOccurred())
 	})
 
@@ -193,14 +194,14 @@ var _ = Describe("CFClient", func() {
 		Context("when CF does not show the app", func() {
 			It("answers ErrAppNotVisible for an unknown app", func() {
 				_, err := cf.App(ctx, fakecf.GUID("app", 9999))
-				Expect(err).To(MatchError(targets.ErrAppNotVisible))
-				Expect(errors.Is(err, targets.ErrCFUnavailable)).To(BeFalse())
+				Expect(err).To(MatchError(cfapi.ErrAppNotVisible))
+				Expect(errors.Is(err, cfapi.ErrUnavailable)).To(BeFalse())
 			})
 
 			It("answers ErrAppNotVisible for an app outside the user's spaces", func() {
 				server.RestrictToSpaces(pop.Spaces[0].GUID)
 				_, err := cf.App(ctx, fakecf.GUID("app", 1))
-				Expect(err).To(MatchError(targets.ErrAppNotVisible))
+				Expect(err).To(MatchError(cfapi.ErrAppNotVisible))
 				_, err = cf.App(ctx, fakecf.GUID("app", 4))
 				Expect(err).NotTo(HaveOccurred())
 			})
@@ -208,13 +209,13 @@ var _ = Describe("CFClient", func() {
 			It("answers ErrAppNotVisible for a 403", func() {
 				server.InjectFault(fakecf.Fault{Path: "/v3/apps/", Status: http.StatusForbidden})
 				_, err := cf.App(ctx, fakecf.GUID("app", 1))
-				Expect(err).To(MatchError(targets.ErrAppNotVisible))
+				Expect(err).To(MatchError(cfapi.ErrAppNotVisible))
 			})
 
 			It("refuses what is not a GUID without asking CF", func() {
 				server.ResetCounts()
 				_, err := cf.App(ctx, "../apps")
-				Expect(err).To(MatchError(targets.ErrAppNotVisible))
+				Expect(err).To(MatchError(cfapi.ErrAppNotVisible))
 				Expect(server.Requests()).To(Equal(0))
 			})
 		})
@@ -248,7 +249,7 @@ var _ = Describe("CFClient", func() {
 				cfg.AttemptTimeout = 200 * time.Millisecond
 				// The client is built in JustBeforeEach; rebuild it with the short timeout.
 				var err error
-				cf, err = targets.NewCFClient(ctx, cfg)
+				cf, err = cfapi.New(ctx, cfg)
 				Expect(err).NotTo(HaveOccurred())
 				server.InjectFault(fakecf.Fault{Path: "/v3/processes", Times: 1, Hang: true})
 				app, err := cf.App(ctx, guid)
@@ -260,22 +261,22 @@ var _ = Describe("CFClient", func() {
 			It("gives up with ErrCFUnavailable when 500s persist", func() {
 				server.InjectFault(fakecf.Fault{Path: "/v3/apps/", Status: http.StatusInternalServerError})
 				_, err := cf.App(ctx, guid)
-				Expect(err).To(MatchError(targets.ErrCFUnavailable))
-				Expect(errors.Is(err, targets.ErrAppNotVisible)).To(BeFalse())
+				Expect(err).To(MatchError(cfapi.ErrUnavailable))
+				Expect(errors.Is(err, cfapi.ErrAppNotVisible)).To(BeFalse())
 				Expect(server.RequestsTo("/v3/apps/" + guid)).To(Equal(cfg.MaxAttempts))
 			})
 
 			It("answers ErrCFUnavailable for a truncated answer", func() {
 				server.InjectFault(fakecf.Fault{Path: "/v3/routes", TruncatePage: 1})
 				_, err := cf.App(ctx, guid)
-				Expect(err).To(MatchError(targets.ErrCFUnavailable))
+				Expect(err).To(MatchError(cfapi.ErrUnavailable))
 				Expect(err.Error()).To(ContainSubstring("malformed"))
 			})
 
 			It("answers ErrCFUnavailable when the server is gone", func() {
 				server.Close()
 				_, err := cf.App(ctx, guid)
-				Expect(err).To(MatchError(targets.ErrCFUnavailable))
+				Expect(err).To(MatchError(cfapi.ErrUnavailable))
 			})
 		})
 	})
@@ -307,14 +308,14 @@ var _ = Describe("CFClient", func() {
 
 		It("answers ErrBindingNotFound for an unknown binding", func() {
 			_, err := cf.Binding(ctx, fakecf.GUID("binding", 999))
-			Expect(err).To(MatchError(targets.ErrBindingNotFound))
+			Expect(err).To(MatchError(cfapi.ErrBindingNotFound))
 		})
 
 		It("answers ErrCFUnavailable when CF fails", func() {
 			server.InjectFault(fakecf.Fault{Path: "/v3/service_credential_bindings/", Status: http.StatusBadGateway})
 			_, err := cf.Binding(ctx, fakecf.GUID("binding", 3))
-			Expect(err).To(MatchError(targets.ErrCFUnavailable))
-			Expect(errors.Is(err, targets.ErrBindingNotFound)).To(BeFalse())
+			Expect(err).To(MatchError(cfapi.ErrUnavailable))
+			Expect(errors.Is(err, cfapi.ErrBindingNotFound)).To(BeFalse())
 		})
 	})
 
@@ -377,7 +378,7 @@ var _ = Describe("CFClient", func() {
 
 			It("fails instead of answering an empty list", func() {
 				bindings, err := cf.PlanBindings(ctx)
-				Expect(err).To(MatchError(targets.ErrCFUnavailable))
+				Expect(err).To(MatchError(cfapi.ErrUnavailable))
 				Expect(bindings).To(BeNil())
 			})
 		})
@@ -424,7 +425,7 @@ var _ = Describe("CFClient", func() {
 		It("fails without a map when one listing fails", func() {
 			server.InjectFault(fakecf.Fault{Path: "/v3/routes", Status: http.StatusServiceUnavailable})
 			apps, err := cf.Apps(ctx, guids(0, 8))
-			Expect(err).To(MatchError(targets.ErrCFUnavailable))
+			Expect(err).To(MatchError(cfapi.ErrUnavailable))
 			Expect(apps).To(BeNil())
 		})
 
@@ -482,27 +483,27 @@ var _ = Describe("CFClient", func() {
 
 		It("refuses a wrong password at start", func() {
 			cfg.Password = "wrong"
-			_, err := targets.NewCFClient(ctx, cfg)
+			_, err := cfapi.New(ctx, cfg)
 			Expect(err).To(HaveOccurred())
 		})
 
 		It("answers ErrCFUnavailable for wrong client credentials", func() {
 			cfg.Username, cfg.Password = "", ""
 			cfg.ClientID, cfg.ClientSecret = fakecf.DefaultClientID, "wrong"
-			client, err := targets.NewCFClient(ctx, cfg)
+			client, err := cfapi.New(ctx, cfg)
 			Expect(err).NotTo(HaveOccurred())
 			_, err = client.App(ctx, fakecf.GUID("app", 1))
-			Expect(err).To(MatchError(targets.ErrCFUnavailable))
+			Expect(err).To(MatchError(cfapi.ErrUnavailable))
 		})
 
 		It("requires credentials", func() {
 			cfg.Username, cfg.Password = "", ""
-			_, err := targets.NewCFClient(ctx, cfg)
+			_, err := cfapi.New(ctx, cfg)
 			Expect(err).To(MatchError(ContainSubstring("credentials")))
 		})
 
 		It("shares metrics between clients on one registry", func() {
-			other, err := targets.NewCFClient(ctx, cfg)
+			other, err := cfapi.New(ctx, cfg)
 			Expect(err).NotTo(HaveOccurred())
 			_, err = other.App(ctx, fakecf.GUID("app", 1))
 			Expect(err).NotTo(HaveOccurred())
@@ -517,7 +518,7 @@ var _ = Describe("CFClient", func() {
 		server.InjectFault(fakecf.Fault{Path: "/", Hang: true})
 		short, cancel := context.WithTimeout(ctx, 50*time.Millisecond)
 		defer cancel()
-		_, err := targets.NewCFClient(short, cfg)
+		_, err := cfapi.New(short, cfg)
 		Expect(err).To(MatchError(context.DeadlineExceeded))
 		server.ClearFaults()
 	})
@@ -529,7 +530,7 @@ var _ = Describe("CFClient at platform scale", Ordered, func() {
 	var (
 		ctx    context.Context
 		server *fakecf.Server
-		cf     *targets.CFClient
+		cf     *cfapi.Client
 		bound  []string
 	)
 
@@ -542,7 +543,7 @@ var _ = Describe("CFClient at platform scale", Ordered, func() {
 		cfg := testCFConfig(server, prometheus.NewRegistry())
 		// Pages of 5000 take a while under the race detector.
 		cfg.AttemptTimeout = time.Minute
-		cf, err = targets.NewCFClient(ctx, cfg)
+		cf, err = cfapi.New(ctx, cfg)
 		Expect(err).NotTo(HaveOccurred())
 		for i := range 10000 {
 			bound = append(bound, fakecf.GUID("app", i))
@@ -582,7 +583,7 @@ var _ = Describe("CFClient at platform scale", Ordered, func() {
 	It("fails without a map when a page is cut short", func() {
 		server.InjectFault(fakecf.Fault{Path: "/v3/apps", TruncatePage: 2, Times: 1})
 		apps, err := cf.Apps(ctx, bound)
-		Expect(err).To(MatchError(targets.ErrCFUnavailable))
+		Expect(err).To(MatchError(cfapi.ErrUnavailable))
 		Expect(apps).To(BeNil())
 		Expect(server.RequestLog()).To(ContainElement(ContainSubstring("/v3/apps?include=space.organization&per_page=5000&page=2")))
 	})

@@ -1,4 +1,4 @@
-package targets
+package store
 
 import (
 	"encoding/json"

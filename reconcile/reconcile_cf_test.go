@@ -1,4 +1,4 @@
-package targets_test
+package reconcile_test
 
 import (
 	"context"
@@ -19,6 +19,9 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/alphagov/cf-app-discovery/acceptance/fakecf"
+	"github.com/alphagov/cf-app-discovery/cfapi"
+	"github.com/alphagov/cf-app-discovery/reconcile"
+	"github.com/alphagov/cf-app-discovery/store"
 	"github.com/alphagov/cf-app-discovery/targets"
 )
 
@@ -57,8 +60,8 @@ var _ = Describe("Reconciler against the CF API and S3", func() {
 		ctx     context.Context
 		cf      *fakecf.Server
 		s3      *faultyS3
-		store   targets.Store
-		rec     *targets.Reconciler
+		st      store.Store
+		rec     *reconcile.Reconciler
 		space   fakecf.Space
 		domain  fakecf.Domain
 		plan    fakecf.ServicePlan
@@ -82,7 +85,7 @@ var _ = Describe("Reconciler against the CF API and S3", func() {
 		return b
 	}
 	groups := func(key string) []targets.TargetGroup {
-		data, _, err := store.Get(ctx, key)
+		data, _, err := st.Get(ctx, key)
 		ExpectWithOffset(1, err).NotTo(HaveOccurred())
 		var out []targets.TargetGroup
 		ExpectWithOffset(1, json.Unmarshal(data, &out)).To(Succeed())
@@ -90,8 +93,8 @@ var _ = Describe("Reconciler against the CF API and S3", func() {
 	}
 	keys := func() map[string]string {
 		out := map[string]string{}
-		for _, prefix := range []string{targets.ActivePrefix, targets.InactivePrefix, targets.BindingPrefix} {
-			objects, err := store.List(ctx, prefix)
+		for _, prefix := range []string{store.ActivePrefix, store.InactivePrefix, store.BindingPrefix} {
+			objects, err := st.List(ctx, prefix)
 			ExpectWithOffset(1, err).NotTo(HaveOccurred())
 			for _, o := range objects {
 				out[o.Key] = o.ETag
@@ -127,17 +130,17 @@ var _ = Describe("Reconciler against the CF API and S3", func() {
 		s3srv := httptest.NewServer(s3)
 		DeferCleanup(s3srv.Close)
 		awsCfg := aws.Config{Region: "us-east-1", Credentials: credentials.NewStaticCredentialsProvider("k", "s", "")}
-		store, err = targets.NewS3Store(ctx, targets.S3Options{Bucket: "cf-targets", Endpoint: s3srv.URL, AWSConfig: &awsCfg, Timeout: 2 * time.Second})
+		st, err = store.NewS3(ctx, store.S3Options{Bucket: "cf-targets", Endpoint: s3srv.URL, AWSConfig: &awsCfg, Timeout: 2 * time.Second})
 		Expect(err).NotTo(HaveOccurred())
 
-		client, err := targets.NewCFClient(ctx, targets.CFConfig{
+		client, err := cfapi.New(ctx, cfapi.Config{
 			API: cf.URL(), Username: fakecf.DefaultUsername, Password: fakecf.DefaultPassword, PlanID: "plan-id",
 			Registerer: prometheus.NewRegistry(), MaxAttempts: 3,
 			RetryBaseDelay: time.Millisecond, RetryMaxDelay: 50 * time.Millisecond, AttemptTimeout: 500 * time.Millisecond,
 		})
 		Expect(err).NotTo(HaveOccurred())
 		shifted = 0
-		rec = &targets.Reconciler{Store: store, CF: client, PaaSDomain: "paas.example", PlanID: "plan-id",
+		rec = &reconcile.Reconciler{Store: st, CF: client, PaaSDomain: "paas.example", PlanID: "plan-id",
 			Workers: 4, Logger: lager.NewLogger("test"), Now: func() time.Time { return time.Now().Add(shifted) }}
 		run()
 	})
@@ -238,7 +241,7 @@ var _ = Describe("Reconciler against the CF API and S3", func() {
 			func(f fakecf.Fault) {
 				cf.InjectFault(f)
 				_, err := rec.Run(ctx)
-				Expect(err).To(MatchError(targets.ErrReconcile))
+				Expect(err).To(MatchError(reconcile.ErrReconcile))
 				Expect(keys()).To(Equal(before))
 			},
 			Entry("5xx on apps", fakecf.Fault{Path: "/v3/apps", Status: 502}),
@@ -268,7 +271,7 @@ var _ = Describe("Reconciler against the CF API and S3", func() {
 				before := keys()
 				s3.set(func(o, _ string) bool { return o == op })
 				_, err := rec.Run(ctx)
-				Expect(err).To(MatchError(targets.ErrReconcile))
+				Expect(err).To(MatchError(reconcile.ErrReconcile))
 				s3.set(nil)
 				after := keys()
 				_, active := after["active/"+appA.GUID+".json"]
@@ -293,12 +296,12 @@ var _ = Describe("Reconciler against the CF API and S3", func() {
 	Context("with a bucket written by the Ruby service", func() {
 		It("adopts the bindings and rewrites the files", func() {
 			for key := range keys() {
-				if strings.HasPrefix(key, targets.BindingPrefix) {
-					Expect(store.Delete(ctx, key)).To(Succeed())
+				if strings.HasPrefix(key, store.BindingPrefix) {
+					Expect(st.Delete(ctx, key)).To(Succeed())
 				}
 			}
-			key, _ := targets.TargetKey(appA.GUID, true)
-			_, err := store.Put(ctx, key, []byte("[\n  {\"targets\": [\"old\"], \"labels\": {}}\n]"), targets.Condition{})
+			key, _ := store.TargetKey(appA.GUID, true)
+			_, err := st.Put(ctx, key, []byte("[\n  {\"targets\": [\"old\"], \"labels\": {}}\n]"), store.Condition{})
 			Expect(err).NotTo(HaveOccurred())
 			run()
 			Expect(groups(key)).To(HaveLen(2))

@@ -1,4 +1,4 @@
-package targets
+package store
 
 import (
 	"context"
@@ -28,13 +28,13 @@ type instrumentedStore struct {
 	duration   *prometheus.HistogramVec
 }
 
-// NewInstrumentedStore wraps s so that its operations are counted by
+// Instrument wraps s so that its operations are counted by
 // operation and outcome (ok, not_found, precondition_failed, error) and
 // timed. The metrics are registered on reg; several stores may share one
 // registry, and so their metrics. A nil reg leaves them unregistered.
 // Registering on reg fails only when reg already holds different metrics
 // with the same names, a programming error: it panics then.
-func NewInstrumentedStore(s Store, reg prometheus.Registerer) Store {
+func Instrument(s Store, reg prometheus.Registerer) Store {
 	m := &instrumentedStore{
 		next: s,
 		operations: prometheus.NewCounterVec(prometheus.CounterOpts{

@@ -1,4 +1,4 @@
-package targets
+package cfapi
 
 import (
 	"cmp"
@@ -16,16 +16,18 @@ import (
 	"sync"
 	"time"
 
+	"github.com/alphagov/cf-app-discovery/config"
 	"github.com/alphagov/cf-app-discovery/scrape"
+	"github.com/alphagov/cf-app-discovery/targets"
 	"github.com/cloudfoundry/go-cfclient/v3/client"
-	"github.com/cloudfoundry/go-cfclient/v3/config"
+	cfconfig "github.com/cloudfoundry/go-cfclient/v3/config"
 	"github.com/cloudfoundry/go-cfclient/v3/resource"
 	"github.com/prometheus/client_golang/prometheus"
 )
 
-// CFConfig configures NewCFClient. Give either Username and Password (the
+// Config configures New. Give either Username and Password (the
 // password grant) or ClientID and ClientSecret (client credentials).
-type CFConfig struct {
+type Config struct {
 	// API is the CF API root URL (API_ENDPOINT).
 	API string
 	// Username and Password are a CF user's (UAA_USERNAME, UAA_PASSWORD).
@@ -54,6 +56,16 @@ type CFConfig struct {
 	AttemptTimeout time.Duration
 }
 
+// ConfigFor is the client configuration for the CF settings a program read, with
+// the plan the client lists bindings of and the registry of its metrics.
+func ConfigFor(c config.CF, planID string, reg prometheus.Registerer) Config {
+	return Config{
+		API: c.API, Username: c.Username, Password: c.Password,
+		ClientID: c.ClientID, ClientSecret: c.ClientSecret,
+		PlanID: planID, Registerer: reg,
+	}
+}
+
 const (
 	userAgent      = "cf-app-discovery"
 	defaultTimeout = 2 * time.Minute
@@ -75,12 +87,12 @@ const (
 	concurrency = 4
 )
 
-// CFClient reads apps and service bindings from the CF API v3 for the
+// Client reads apps and service bindings from the CF API v3 for the
 // broker and the reconciler. go-cfclient provides authentication: it
 // discovers UAA, fetches a token once and renews it; requests are made
 // through its authenticated HTTP client, whose transport counts, times and
 // retries them. Its methods are safe for concurrent use.
-type CFClient struct {
+type Client struct {
 	cf     *client.Client
 	api    string
 	planID string
@@ -94,18 +106,18 @@ type CFClient struct {
 	planGUIDs []string
 }
 
-// NewCFClient discovers the token endpoint from the API root and, for the
+// New discovers the token endpoint from the API root and, for the
 // password grant, fetches a token. Its metrics go to c.Registerer.
-func NewCFClient(ctx context.Context, c CFConfig) (*CFClient, error) {
+func New(ctx context.Context, c Config) (*Client, error) {
 	if c.API == "" {
 		return nil, errors.New("CF API URL is required")
 	}
-	var auth config.Option
+	var auth cfconfig.Option
 	switch {
 	case c.Username != "" || c.Password != "":
-		auth = config.UserPassword(c.Username, c.Password)
+		auth = cfconfig.UserPassword(c.Username, c.Password)
 	case c.ClientID != "" && c.ClientSecret != "":
-		auth = config.ClientCredentials(c.ClientID, c.ClientSecret)
+		auth = cfconfig.ClientCredentials(c.ClientID, c.ClientSecret)
 	default:
 		return nil, errors.New("CF API credentials are required: a username and password, or a client id and secret")
 	}
@@ -137,15 +149,15 @@ func NewCFClient(ctx context.Context, c CFConfig) (*CFClient, error) {
 	httpClient := &http.Client{Transport: transport, Jar: jar}
 
 	type result struct {
-		cfg *config.Config
+		cfg *cfconfig.Config
 		err error
 	}
 	done := make(chan result, 1)
 	go func() {
 		// config.New takes no context: it reads the API root and, for the
 		// password grant, fetches a token; the timeout bounds both.
-		cfg, err := config.New(c.API, auth, config.HttpClient(httpClient),
-			config.RequestTimeout(timeout), config.UserAgent(userAgent))
+		cfg, err := cfconfig.New(c.API, auth, cfconfig.HttpClient(httpClient),
+			cfconfig.RequestTimeout(timeout), cfconfig.UserAgent(userAgent))
 		done <- result{cfg, err}
 	}()
 	var r result
@@ -155,13 +167,13 @@ func NewCFClient(ctx context.Context, c CFConfig) (*CFClient, error) {
 		return nil, fmt.Errorf("connecting to the CF API: %w", ctx.Err())
 	}
 	if r.err != nil {
-		return nil, fmt.Errorf("connecting to the CF API at %s: %w: %w", c.API, ErrCFUnavailable, r.err)
+		return nil, fmt.Errorf("connecting to the CF API at %s: %w: %w", c.API, ErrUnavailable, r.err)
 	}
 	cf, err := client.New(r.cfg)
 	if err != nil {
 		return nil, fmt.Errorf("CF API client: %w", err)
 	}
-	return &CFClient{cf: cf, api: strings.TrimRight(c.API, "/"), planID: c.PlanID}, nil
+	return &Client{cf: cf, api: strings.TrimRight(c.API, "/"), planID: c.PlanID}, nil
 }
 
 func positive[T int | time.Duration](v, def T) T {
@@ -174,10 +186,10 @@ func positive[T int | time.Duration](v, def T) T {
 // App describes one app in at most 3 CF requests, made together:
 // GET /v3/apps/:guid?include=space.organization, its web process and its
 // routes with their domains. An app CF does not show (404 or 403) gives an
-// error wrapping ErrAppNotVisible; any other failure wraps ErrCFUnavailable.
-func (c *CFClient) App(ctx context.Context, appGUID string) (App, error) {
+// error wrapping ErrAppNotVisible; any other failure wraps ErrUnavailable.
+func (c *Client) App(ctx context.Context, appGUID string) (targets.App, error) {
 	if err := scrape.CheckGUID("app guid", appGUID); err != nil {
-		return App{}, fmt.Errorf("%w: %w", ErrAppNotVisible, err)
+		return targets.App{}, fmt.Errorf("%w: %w", ErrAppNotVisible, err)
 	}
 	var (
 		app       cfAppWithIncluded
@@ -200,19 +212,19 @@ func (c *CFClient) App(ctx context.Context, appGUID string) (App, error) {
 	)
 	if se := (*cfStatusError)(nil); errors.As(err, &se) && se.path == "/v3/apps/:guid" &&
 		(se.status == http.StatusNotFound || se.status == http.StatusForbidden) {
-		return App{}, fmt.Errorf("app %s: %w (CF answered %d)", appGUID, ErrAppNotVisible, se.status)
+		return targets.App{}, fmt.Errorf("app %s: %w (CF answered %d)", appGUID, ErrAppNotVisible, se.status)
 	}
 	if err != nil {
-		return App{}, err
+		return targets.App{}, err
 	}
 	if app.GUID != appGUID || app.Included == nil {
-		return App{}, malformed("/v3/apps/:guid", "the answer is not the app asked for, with its space and org")
+		return targets.App{}, malformed("/v3/apps/:guid", "the answer is not the app asked for, with its space and org")
 	}
 	parts := newAppParts()
 	parts.addIncluded(app.Included)
 	parts.addProcesses(processes)
 	if err := parts.addRoutes(routes, included, map[string]bool{appGUID: true}); err != nil {
-		return App{}, err
+		return targets.App{}, err
 	}
 	return parts.describe(app.cfApp)
 }
@@ -220,9 +232,9 @@ func (c *CFClient) App(ctx context.Context, appGUID string) (App, error) {
 // Binding looks up one service credential binding by guid, with the plan of
 // its service instance. An unknown binding gives an error wrapping
 // ErrBindingNotFound.
-func (c *CFClient) Binding(ctx context.Context, guid string) (CFBinding, error) {
+func (c *Client) Binding(ctx context.Context, guid string) (Binding, error) {
 	if err := scrape.CheckGUID("binding guid", guid); err != nil {
-		return CFBinding{}, fmt.Errorf("%w: %w", ErrBindingNotFound, err)
+		return Binding{}, fmt.Errorf("%w: %w", ErrBindingNotFound, err)
 	}
 	var b struct {
 		cfBinding
@@ -230,13 +242,13 @@ func (c *CFClient) Binding(ctx context.Context, guid string) (CFBinding, error) 
 	}
 	err := c.get(ctx, "/v3/service_credential_bindings/"+guid+"?include=service_instance", &b)
 	if se := (*cfStatusError)(nil); errors.As(err, &se) && se.status == http.StatusNotFound {
-		return CFBinding{}, fmt.Errorf("binding %s: %w", guid, ErrBindingNotFound)
+		return Binding{}, fmt.Errorf("binding %s: %w", guid, ErrBindingNotFound)
 	}
 	if err != nil {
-		return CFBinding{}, err
+		return Binding{}, err
 	}
 	if b.GUID != guid {
-		return CFBinding{}, malformed("/v3/service_credential_bindings/:guid", "the answer is not the binding asked for")
+		return Binding{}, malformed("/v3/service_credential_bindings/:guid", "the answer is not the binding asked for")
 	}
 	plan := ""
 	if b.Included != nil {
@@ -251,7 +263,7 @@ func (c *CFClient) Binding(ctx context.Context, guid string) (CFBinding, error) 
 
 // AppBindings returns the app bindings of our plan for one app, oldest
 // first.
-func (c *CFClient) AppBindings(ctx context.Context, appGUID string) ([]CFBinding, error) {
+func (c *Client) AppBindings(ctx context.Context, appGUID string) ([]Binding, error) {
 	if err := scrape.CheckGUID("app guid", appGUID); err != nil {
 		return nil, err
 	}
@@ -262,16 +274,16 @@ func (c *CFClient) AppBindings(ctx context.Context, appGUID string) ([]CFBinding
 // first: the plan's guids come from
 // /v3/service_plans?broker_catalog_ids=PlanID (cached), the bindings from
 // /v3/service_credential_bindings 5000 a page.
-func (c *CFClient) PlanBindings(ctx context.Context) ([]CFBinding, error) {
+func (c *Client) PlanBindings(ctx context.Context) ([]Binding, error) {
 	return c.planBindings(ctx)
 }
 
-func (c *CFClient) planBindings(ctx context.Context, filter ...string) ([]CFBinding, error) {
+func (c *Client) planBindings(ctx context.Context, filter ...string) ([]Binding, error) {
 	plans, err := c.plans(ctx)
 	if err != nil {
 		return nil, err
 	}
-	var out []CFBinding
+	var out []Binding
 	for _, plan := range plans {
 		// One listing per plan guid: a binding names its service instance,
 		// not its plan, so the filter is what tells the plan.
@@ -284,7 +296,7 @@ func (c *CFClient) planBindings(ctx context.Context, filter ...string) ([]CFBind
 			out = append(out, b.binding(plan))
 		}
 	}
-	slices.SortFunc(out, func(a, b CFBinding) int {
+	slices.SortFunc(out, func(a, b Binding) int {
 		return cmp.Or(a.CreatedAt.Compare(b.CreatedAt), cmp.Compare(a.GUID, b.GUID))
 	})
 	return out, nil
@@ -293,7 +305,7 @@ func (c *CFClient) planBindings(ctx context.Context, filter ...string) ([]CFBind
 // plans returns the guids of the service plans with our broker catalog id.
 // A plan CF does not show is an error: reconciling against an empty list of
 // bindings would drop every target.
-func (c *CFClient) plans(ctx context.Context) ([]string, error) {
+func (c *Client) plans(ctx context.Context) ([]string, error) {
 	c.mu.Lock()
 	cached := c.planGUIDs
 	c.mu.Unlock()
@@ -314,7 +326,7 @@ func (c *CFClient) plans(ctx context.Context) ([]string, error) {
 		}
 	}
 	if len(guids) == 0 {
-		return nil, fmt.Errorf("%w: no service plan with broker catalog id %q is visible", ErrCFUnavailable, c.planID)
+		return nil, fmt.Errorf("%w: no service plan with broker catalog id %q is visible", ErrUnavailable, c.planID)
 	}
 	c.mu.Lock()
 	c.planGUIDs = guids
@@ -328,7 +340,7 @@ func (c *CFClient) plans(ctx context.Context) ([]string, error) {
 // the request line short; many are found by listing every visible app, web
 // process and route 5000 a page, so the cost grows with pages, not apps.
 // Any failure gives an error and no map.
-func (c *CFClient) Apps(ctx context.Context, guids []string) (map[string]App, error) {
+func (c *Client) Apps(ctx context.Context, guids []string) (map[string]targets.App, error) {
 	want := map[string]bool{}
 	var ordered []string
 	for _, g := range guids {
@@ -338,7 +350,7 @@ func (c *CFClient) Apps(ctx context.Context, guids []string) (map[string]App, er
 		}
 	}
 	if len(ordered) == 0 {
-		return map[string]App{}, nil
+		return map[string]targets.App{}, nil
 	}
 	batches := c.batches(ordered)
 	if len(batches) > maxFilterBatches {
@@ -389,7 +401,7 @@ func (c *CFClient) Apps(ctx context.Context, guids []string) (map[string]App, er
 		}
 		apps = append(apps, s.apps...)
 	}
-	out := make(map[string]App, len(ordered))
+	out := make(map[string]targets.App, len(ordered))
 	for _, a := range apps {
 		if !want[a.GUID] {
 			continue
@@ -405,7 +417,7 @@ func (c *CFClient) Apps(ctx context.Context, guids []string) (map[string]App, er
 
 // batches splits guids into filter values short enough for every listing
 // Apps makes with them.
-func (c *CFClient) batches(guids []string) [][]string {
+func (c *Client) batches(guids []string) [][]string {
 	longest := 0
 	for _, q := range []string{
 		"/v3/apps?guids=&include=space.organization",
@@ -430,7 +442,7 @@ func (c *CFClient) batches(guids []string) [][]string {
 }
 
 // listURL adds the paging parameters to a path and query.
-func (c *CFClient) listURL(pathAndQuery string, page int) string {
+func (c *Client) listURL(pathAndQuery string, page int) string {
 	return c.api + pathAndQuery + "&per_page=" + strconv.Itoa(perPage) + "&page=" + strconv.Itoa(page)
 }
 
@@ -443,7 +455,7 @@ type appParts struct {
 }
 
 type appRoute struct {
-	Route
+	targets.Route
 	guid    string
 	created time.Time
 }
@@ -510,7 +522,7 @@ func (p *appParts) addRoutes(routes []cfRoute, included []*cfIncluded, want map[
 			return malformed("/v3/routes", "route "+r.GUID+" has no included domain")
 		}
 		route := appRoute{
-			Route: Route{Host: r.Host, Domain: domain.Name, Path: r.Path, Protocol: r.Protocol, Internal: domain.Internal},
+			Route: targets.Route{Host: r.Host, Domain: domain.Name, Path: r.Path, Protocol: r.Protocol, Internal: domain.Internal},
 			guid:  r.GUID, created: r.CreatedAt,
 		}
 		for _, app := range apps {
@@ -520,21 +532,21 @@ func (p *appParts) addRoutes(routes []cfRoute, included []*cfIncluded, want map[
 	return nil
 }
 
-// describe builds the App for one app of a listing.
-func (p *appParts) describe(a cfApp) (App, error) {
+// describe builds the targets.App for one app of a listing.
+func (p *appParts) describe(a cfApp) (targets.App, error) {
 	space, ok := p.spaces[a.Relationships.Space.guid()]
 	if !ok {
-		return App{}, malformed("/v3/apps", "app "+a.GUID+" has no included space")
+		return targets.App{}, malformed("/v3/apps", "app "+a.GUID+" has no included space")
 	}
 	org, ok := p.orgs[space.Relationships.Organization.guid()]
 	if !ok {
-		return App{}, malformed("/v3/apps", "space "+space.GUID+" has no included org")
+		return targets.App{}, malformed("/v3/apps", "space "+space.GUID+" has no included org")
 	}
 	routes := slices.Clone(p.routes[a.GUID])
 	slices.SortFunc(routes, func(x, y appRoute) int {
 		return cmp.Or(x.created.Compare(y.created), cmp.Compare(x.guid, y.guid))
 	})
-	app := App{
+	app := targets.App{
 		GUID: a.GUID, Name: a.Name, State: a.State, Instances: p.instances[a.GUID],
 		Org: org.Name, Space: space.Name,
 	}
@@ -646,9 +658,9 @@ func (r cfToOne) guid() string {
 	return r.Data.GUID
 }
 
-func (b cfBinding) binding(plan string) CFBinding {
+func (b cfBinding) binding(plan string) Binding {
 	deleting := b.LastOperation != nil && b.LastOperation.Type == "delete" && b.LastOperation.State == "in progress"
-	return CFBinding{
+	return Binding{
 		GUID: b.GUID, AppGUID: b.Relationships.App.guid(), PlanGUID: plan,
 		CreatedAt: b.CreatedAt, Deleting: deleting,
 	}
@@ -663,12 +675,12 @@ type cfListPage[R any] struct {
 
 // errListingChanged means resources were added or removed while a listing
 // was paged through, so that a page may have skipped or repeated some.
-var errListingChanged = fmt.Errorf("%w: the listing changed while it was read", ErrCFUnavailable)
+var errListingChanged = fmt.Errorf("%w: the listing changed while it was read", ErrUnavailable)
 
 // listAll reads every page of a listing filtered by params (name, value
 // pairs). With include, every page must carry an "included" object. A
 // listing that changes under it is read once more, then given up.
-func listAll[R any](ctx context.Context, c *CFClient, path string, include bool, params ...string) ([]R, []*cfIncluded, error) {
+func listAll[R any](ctx context.Context, c *Client, path string, include bool, params ...string) ([]R, []*cfIncluded, error) {
 	q := make([]string, 0, len(params)/2)
 	for i := 0; i+1 < len(params); i += 2 {
 		// Commas stay as they are: they separate the values of a filter,
@@ -685,7 +697,7 @@ func listAll[R any](ctx context.Context, c *CFClient, path string, include bool,
 	}
 }
 
-func listOnce[R any](ctx context.Context, c *CFClient, path, pathAndQuery string, include bool) ([]R, []*cfIncluded, error) {
+func listOnce[R any](ctx context.Context, c *Client, path, pathAndQuery string, include bool) ([]R, []*cfIncluded, error) {
 	var (
 		resources []R
 		included  []*cfIncluded
@@ -724,11 +736,11 @@ func listOnce[R any](ctx context.Context, c *CFClient, path, pathAndQuery string
 }
 
 // get GETs a path and query of the API and decodes the JSON answer into out.
-func (c *CFClient) get(ctx context.Context, pathAndQuery string, out any) error {
+func (c *Client) get(ctx context.Context, pathAndQuery string, out any) error {
 	return c.getURL(ctx, c.api+pathAndQuery, endpoint(strings.SplitN(pathAndQuery, "?", 2)[0]), out)
 }
 
-func (c *CFClient) getURL(ctx context.Context, target, endpoint string, out any) error {
+func (c *Client) getURL(ctx context.Context, target, endpoint string, out any) error {
 	c.reauth.RLock()
 	resp, err := c.do(ctx, target)
 	c.reauth.RUnlock()
@@ -738,7 +750,7 @@ func (c *CFClient) getURL(ctx context.Context, target, endpoint string, out any)
 		c.reauth.Unlock()
 	}
 	if err != nil {
-		return fmt.Errorf("GET %s: %w: %w", endpoint, ErrCFUnavailable, err)
+		return fmt.Errorf("GET %s: %w: %w", endpoint, ErrUnavailable, err)
 	}
 	defer drain(resp)
 	if resp.StatusCode != http.StatusOK {
@@ -750,7 +762,7 @@ func (c *CFClient) getURL(ctx context.Context, target, endpoint string, out any)
 	return nil
 }
 
-func (c *CFClient) do(ctx context.Context, target string) (*http.Response, error) {
+func (c *Client) do(ctx context.Context, target string) (*http.Response, error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, target, nil)
 	if err != nil {
 		return nil, err
@@ -761,7 +773,7 @@ func (c *CFClient) do(ctx context.Context, target string) (*http.Response, error
 }
 
 // mayReauthKey marks the context of a request that may let go-cfclient
-// renew a refused token (see CFClient.reauth).
+// renew a refused token (see Client.reauth).
 type mayReauthKey struct{}
 
 var (
@@ -772,7 +784,7 @@ var (
 	errBadCredentials = errors.New("UAA refused the credentials")
 )
 
-// cfStatusError is an answer other than 200. It wraps ErrCFUnavailable;
+// cfStatusError is an answer other than 200. It wraps ErrUnavailable;
 // callers turn the statuses that mean "not there" into their own errors.
 type cfStatusError struct {
 	path   string
@@ -790,17 +802,17 @@ func newStatusError(resp *http.Response, path string) error {
 }
 
 func (e *cfStatusError) Error() string {
-	msg := fmt.Sprintf("%v: GET %s answered %d", ErrCFUnavailable, e.path, e.status)
+	msg := fmt.Sprintf("%v: GET %s answered %d", ErrUnavailable, e.path, e.status)
 	if e.detail != "" {
 		msg += " (" + e.detail + ")"
 	}
 	return msg
 }
 
-func (e *cfStatusError) Unwrap() error { return ErrCFUnavailable }
+func (e *cfStatusError) Unwrap() error { return ErrUnavailable }
 
 func malformed(path, why string) error {
-	return fmt.Errorf("%w: GET %s: malformed answer: %s", ErrCFUnavailable, path, why)
+	return fmt.Errorf("%w: GET %s: malformed answer: %s", ErrUnavailable, path, why)
 }
 
 // endpoint is the metric label of a URL path: GUIDs become ":guid".

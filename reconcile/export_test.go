@@ -1,12 +1,9 @@
-package targets
+package reconcile
 
 // SetBeforeApply lets tests act between a pass's reads and its writes.
 func SetBeforeApply(r *Reconciler, f func(pass int)) {
 	r.beforeApply = f
 }
-
-// EtagOf exposes the ETag computation to tests.
-var EtagOf = etagOf
 
 // Remembered is how many target writes r remembers.
 func (r *Reconciler) Remembered() int {

@@ -1,4 +1,4 @@
-package targets
+package store
 
 import (
 	"bytes"
@@ -22,7 +22,7 @@ import (
 	smithyhttp "github.com/aws/smithy-go/transport/http"
 )
 
-// S3Options configures NewS3Store.
+// S3Options configures NewS3.
 type S3Options struct {
 	// Bucket is the bucket holding the objects (BUCKET_NAME). Required.
 	Bucket string
@@ -70,9 +70,9 @@ type S3Store struct {
 	pageSize int32
 }
 
-// NewS3Store builds the S3 client. Without o.AWSConfig it reads the SDK's
+// NewS3 builds the S3 client. Without o.AWSConfig it reads the SDK's
 // default configuration, credentials included, from the environment.
-func NewS3Store(ctx context.Context, o S3Options) (*S3Store, error) {
+func NewS3(ctx context.Context, o S3Options) (*S3Store, error) {
 	if o.Bucket == "" {
 		return nil, errors.New("s3 store: a bucket name is required")
 	}
@@ -303,5 +303,5 @@ func etagOr(etag *string, body []byte) string {
 	if e := normaliseETag(aws.ToString(etag)); e != "" {
 		return e
 	}
-	return etagOf(body)
+	return ContentETag(body)
 }

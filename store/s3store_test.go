@@ -1,4 +1,4 @@
-package targets_test
+package store_test
 
 import (
 	"bytes"
@@ -12,6 +12,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/alphagov/cf-app-discovery/config"
+	"github.com/alphagov/cf-app-discovery/store"
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/johannesboyne/gofakes3"
@@ -19,8 +21,6 @@ import (
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
 	"github.com/prometheus/client_golang/prometheus"
-
-	"github.com/alphagov/cf-app-discovery/targets"
 )
 
 const (
@@ -104,8 +104,8 @@ func (f *fakeS3) rawKeys() []string {
 }
 
 // s3Options points a store at endpoint with static test credentials.
-func s3Options(endpoint string) targets.S3Options {
-	return targets.S3Options{
+func s3Options(endpoint string) store.S3Options {
+	return store.S3Options{
 		Bucket:   s3Bucket,
 		Region:   "eu-west-2",
 		Endpoint: endpoint,
@@ -115,26 +115,26 @@ func s3Options(endpoint string) targets.S3Options {
 	}
 }
 
-func newS3Store(o targets.S3Options) *targets.S3Store {
-	s, err := targets.NewS3Store(context.Background(), o)
+func newS3Store(o store.S3Options) *store.S3Store {
+	s, err := store.NewS3(context.Background(), o)
 	ExpectWithOffset(1, err).NotTo(HaveOccurred())
 	return s
 }
 
 var _ = Describe("S3Store", func() {
 	var (
-		fake  *fakeS3
-		store *targets.S3Store
-		ctx   context.Context
-		key   string
+		fake *fakeS3
+		st   *store.S3Store
+		ctx  context.Context
+		key  string
 	)
 
 	newS3Fixture := func() storeFixture {
 		fake = newFakeS3()
-		store = newS3Store(s3Options(fake.server.URL))
+		st = newS3Store(s3Options(fake.server.URL))
 		ctx = context.Background()
-		key = storeKey(targets.ActivePrefix, 1)
-		return storeFixture{store: store, putRaw: fake.putRaw, rawKeys: fake.rawKeys}
+		key = storeKey(store.ActivePrefix, 1)
+		return storeFixture{st: st, putRaw: fake.putRaw, rawKeys: fake.rawKeys}
 	}
 
 	Describe("the Store contract, against gofakes3", func() {
@@ -159,7 +159,7 @@ var _ = Describe("S3Store", func() {
 
 		It("addresses the bucket path-style and sends JSON with its MD5 and no streaming checksum", func() {
 			body := []byte(`[]`)
-			_, err := store.Put(ctx, key, body, targets.Condition{})
+			_, err := st.Put(ctx, key, body, store.Condition{})
 			Expect(err).NotTo(HaveOccurred())
 			put := lastPut()
 			Expect(put.Path).To(Equal("/" + s3Bucket + "/" + key))
@@ -175,49 +175,49 @@ var _ = Describe("S3Store", func() {
 		})
 
 		It("sends If-None-Match: * for IfNoneMatch", func() {
-			_, err := store.Put(ctx, key, []byte("[]"), targets.Condition{IfNoneMatch: true})
+			_, err := st.Put(ctx, key, []byte("[]"), store.Condition{IfNoneMatch: true})
 			Expect(err).NotTo(HaveOccurred())
 			Expect(lastPut().Header.Get("If-None-Match")).To(Equal("*"))
 		})
 
 		It("sends the quoted ETag as If-Match for IfMatch", func() {
-			etag, err := store.Put(ctx, key, []byte("[]"), targets.Condition{})
+			etag, err := st.Put(ctx, key, []byte("[]"), store.Condition{})
 			Expect(err).NotTo(HaveOccurred())
-			_, err = store.Put(ctx, key, []byte("[1]"), targets.Condition{IfMatch: etag})
+			_, err = st.Put(ctx, key, []byte("[1]"), store.Condition{IfMatch: etag})
 			Expect(err).NotTo(HaveOccurred())
 			Expect(lastPut().Header.Get("If-Match")).To(Equal(`"` + etag + `"`))
 		})
 
 		It("makes no request for an invalid key or prefix", func() {
 			before := len(fake.seen())
-			_, _, err := store.Get(ctx, "active/../x.json")
-			Expect(err).To(MatchError(targets.ErrInvalidKey))
-			_, err = store.Put(ctx, "bindings/not-a-guid.json", nil, targets.Condition{})
-			Expect(err).To(MatchError(targets.ErrInvalidKey))
-			Expect(store.Delete(ctx, "")).To(MatchError(targets.ErrInvalidKey))
-			_, err = store.List(ctx, "")
-			Expect(err).To(MatchError(targets.ErrInvalidKey))
+			_, _, err := st.Get(ctx, "active/../x.json")
+			Expect(err).To(MatchError(store.ErrInvalidKey))
+			_, err = st.Put(ctx, "bindings/not-a-guid.json", nil, store.Condition{})
+			Expect(err).To(MatchError(store.ErrInvalidKey))
+			Expect(st.Delete(ctx, "")).To(MatchError(store.ErrInvalidKey))
+			_, err = st.List(ctx, "")
+			Expect(err).To(MatchError(store.ErrInvalidKey))
 			Expect(fake.seen()).To(HaveLen(before))
 		})
 
 		It("reads every page of a listing, leaving out stray keys", func() {
-			store = newS3Store(func() targets.S3Options {
+			st = newS3Store(func() store.S3Options {
 				o := s3Options(fake.server.URL)
 				o.PageSize = 3
 				return o
 			}())
 			var want []string
 			for n := range 10 {
-				k := storeKey(targets.ActivePrefix, n)
+				k := storeKey(store.ActivePrefix, n)
 				want = append(want, k)
-				_, err := store.Put(ctx, k, []byte(fmt.Sprint(n)), targets.Condition{})
+				_, err := st.Put(ctx, k, []byte(fmt.Sprint(n)), store.Condition{})
 				Expect(err).NotTo(HaveOccurred())
 			}
 			fake.putRaw("active/stray.txt", []byte("x"))
 			fake.putRaw("active/"+storeGUID(4)+".json.old", []byte("x"))
 			fake.putRaw("inactive/"+storeGUID(99)+".json", []byte("x"))
 
-			objects, err := store.List(ctx, targets.ActivePrefix)
+			objects, err := st.List(ctx, store.ActivePrefix)
 			Expect(err).NotTo(HaveOccurred())
 			Expect(objectKeys(objects)).To(Equal(want))
 			Expect(fake.listRequests()).To(Equal(5)) // 12 keys, 3 a page
@@ -225,13 +225,13 @@ var _ = Describe("S3Store", func() {
 
 		It("pages through more than 1000 objects at the default page size", func() {
 			for n := range 1001 {
-				fake.putRaw(storeKey(targets.InactivePrefix, n), []byte("[]"))
+				fake.putRaw(storeKey(store.InactivePrefix, n), []byte("[]"))
 			}
-			objects, err := store.List(ctx, targets.InactivePrefix)
+			objects, err := st.List(ctx, store.InactivePrefix)
 			Expect(err).NotTo(HaveOccurred())
 			Expect(objects).To(HaveLen(1001))
-			Expect(objects[0].Key).To(Equal(storeKey(targets.InactivePrefix, 0)))
-			Expect(objects[1000].Key).To(Equal(storeKey(targets.InactivePrefix, 1000)))
+			Expect(objects[0].Key).To(Equal(storeKey(store.InactivePrefix, 0)))
+			Expect(objects[1000].Key).To(Equal(storeKey(store.InactivePrefix, 1000)))
 			Expect(objects[1000].ETag).To(Equal(md5Hex([]byte("[]"))))
 			Expect(fake.listRequests()).To(Equal(2))
 		})
@@ -239,16 +239,16 @@ var _ = Describe("S3Store", func() {
 		It("retries a request S3 could not serve, body and all", func() {
 			o := s3Options(fake.server.URL)
 			o.MaxAttempts = 2
-			store = newS3Store(o)
+			st = newS3Store(o)
 			fake.mu.Lock()
 			fake.unavailable = 1
 			fake.mu.Unlock()
 			body := []byte(`[{"targets":["x"]}]`)
-			_, err := store.Put(ctx, key, body, targets.Condition{IfNoneMatch: true})
+			_, err := st.Put(ctx, key, body, store.Condition{IfNoneMatch: true})
 			Expect(err).NotTo(HaveOccurred())
 			Expect(fake.seen()).To(HaveLen(2))
 			Expect(fake.rawKeys()).To(Equal([]string{key}))
-			got, _, err := store.Get(ctx, key)
+			got, _, err := st.Get(ctx, key)
 			Expect(err).NotTo(HaveOccurred())
 			Expect(got).To(Equal(body))
 		})
@@ -258,7 +258,7 @@ var _ = Describe("S3Store", func() {
 			o.Bucket = "no-such-bucket"
 			_, _, err := newS3Store(o).Get(ctx, key)
 			Expect(err).To(HaveOccurred())
-			Expect(err).NotTo(MatchError(targets.ErrNotFound))
+			Expect(err).NotTo(MatchError(store.ErrNotFound))
 		})
 	})
 
@@ -271,7 +271,7 @@ var _ = Describe("S3Store", func() {
 
 		BeforeEach(func() {
 			ctx = context.Background()
-			key = storeKey(targets.BindingPrefix, 1)
+			key = storeKey(store.BindingPrefix, 1)
 			calls = 0
 		})
 
@@ -287,23 +287,23 @@ var _ = Describe("S3Store", func() {
 			o := s3Options(server.URL)
 			o.MaxAttempts = 1
 			o.Timeout = 200 * time.Millisecond
-			store = newS3Store(o)
+			st = newS3Store(o)
 		}
 
 		// expectEveryMethodFails checks that each method returns an error
 		// naming the operation and the key, and that matches.
 		expectEveryMethodFails := func(matches func(error)) {
-			_, _, err := store.Get(ctx, key)
+			_, _, err := st.Get(ctx, key)
 			Expect(err).To(MatchError(ContainSubstring("s3 get " + key)))
 			matches(err)
-			_, err = store.Put(ctx, key, []byte("[]"), targets.Condition{IfNoneMatch: true})
+			_, err = st.Put(ctx, key, []byte("[]"), store.Condition{IfNoneMatch: true})
 			Expect(err).To(MatchError(ContainSubstring("s3 put " + key)))
 			matches(err)
-			err = store.Delete(ctx, key)
+			err = st.Delete(ctx, key)
 			Expect(err).To(MatchError(ContainSubstring("s3 delete " + key)))
 			matches(err)
-			_, err = store.List(ctx, targets.BindingPrefix)
-			Expect(err).To(MatchError(ContainSubstring("s3 list " + targets.BindingPrefix)))
+			_, err = st.List(ctx, store.BindingPrefix)
+			Expect(err).To(MatchError(ContainSubstring("s3 list " + store.BindingPrefix)))
 			matches(err)
 			// Each method reached the server, and tried once.
 			Eventually(func() int {
@@ -314,8 +314,8 @@ var _ = Describe("S3Store", func() {
 		}
 
 		notAStoreOutcome := func(err error) {
-			ExpectWithOffset(1, err).NotTo(MatchError(targets.ErrNotFound))
-			ExpectWithOffset(1, err).NotTo(MatchError(targets.ErrPreconditionFailed))
+			ExpectWithOffset(1, err).NotTo(MatchError(store.ErrNotFound))
+			ExpectWithOffset(1, err).NotTo(MatchError(store.ErrPreconditionFailed))
 			ExpectWithOffset(1, err.Error()).NotTo(ContainSubstring(s3Secret))
 		}
 
@@ -388,8 +388,8 @@ var _ = Describe("S3Store", func() {
 			})
 
 			It("Put reports ErrPreconditionFailed", func() {
-				_, err := store.Put(ctx, key, []byte("[]"), targets.Condition{IfNoneMatch: true})
-				Expect(err).To(MatchError(targets.ErrPreconditionFailed))
+				_, err := st.Put(ctx, key, []byte("[]"), store.Condition{IfNoneMatch: true})
+				Expect(err).To(MatchError(store.ErrPreconditionFailed))
 				Expect(err).To(MatchError(ContainSubstring("s3 put " + key)))
 			})
 		})
@@ -400,14 +400,14 @@ var _ = Describe("S3Store", func() {
 
 		// signedWith lists the bucket through OpenStore and returns the
 		// access key id and session token the request was signed with.
-		signedWith := func(c targets.StoreConfig) (string, string) {
+		signedWith := func(c config.Store) (string, string) {
 			GinkgoT().Setenv("AWS_CONFIG_FILE", "/nonexistent")
 			GinkgoT().Setenv("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent")
 			GinkgoT().Setenv("AWS_EC2_METADATA_DISABLED", "true")
 			c.Bucket, c.Region, c.Endpoint = s3Bucket, "eu-west-2", fake.server.URL
-			s, err := targets.OpenStore(ctx, c, prometheus.NewRegistry())
+			s, err := store.Open(ctx, c, prometheus.NewRegistry())
 			Expect(err).NotTo(HaveOccurred())
-			_, err = s.List(ctx, targets.ActivePrefix)
+			_, err = s.List(ctx, store.ActivePrefix)
 			Expect(err).NotTo(HaveOccurred())
 			fake.mu.Lock()
 			defer fake.mu.Unlock()
@@ -422,7 +422,7 @@ var _ = Describe("S3Store", func() {
 		It("signs with the credentials in its configuration (from VCAP_SERVICES)", func() {
 			GinkgoT().Setenv("AWS_ACCESS_KEY_ID", "")
 			GinkgoT().Setenv("AWS_SECRET_ACCESS_KEY", "")
-			id, token := signedWith(targets.StoreConfig{AccessKeyID: "AKIAFROMCONFIG", SecretAccessKey: s3Secret, SessionToken: "session-token"})
+			id, token := signedWith(config.Store{AccessKeyID: "AKIAFROMCONFIG", SecretAccessKey: s3Secret, SessionToken: "session-token"})
 			Expect(id).To(Equal("AKIAFROMCONFIG"))
 			Expect(token).To(Equal("session-token"))
 		})
@@ -430,7 +430,7 @@ var _ = Describe("S3Store", func() {
 		It("signs with the AWS SDK's usual sources when its configuration has none", func() {
 			GinkgoT().Setenv("AWS_ACCESS_KEY_ID", "AKIAFROMENV")
 			GinkgoT().Setenv("AWS_SECRET_ACCESS_KEY", s3Secret)
-			id, token := signedWith(targets.StoreConfig{})
+			id, token := signedWith(config.Store{})
 			Expect(id).To(Equal("AKIAFROMENV"))
 			Expect(token).To(BeEmpty())
 		})
@@ -440,14 +440,14 @@ var _ = Describe("S3Store", func() {
 		It("requires a bucket", func() {
 			o := s3Options("http://127.0.0.1:1")
 			o.Bucket = ""
-			_, err := targets.NewS3Store(context.Background(), o)
+			_, err := store.NewS3(context.Background(), o)
 			Expect(err).To(MatchError(ContainSubstring("bucket")))
 		})
 
 		It("requires a region for AWS S3", func() {
 			o := s3Options("")
 			o.Region = ""
-			_, err := targets.NewS3Store(context.Background(), o)
+			_, err := store.NewS3(context.Background(), o)
 			Expect(err).To(MatchError(ContainSubstring("region")))
 		})
 	})

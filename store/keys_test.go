@@ -1,38 +1,40 @@
-package targets_test
+package store_test
 
 import (
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
 
 	"github.com/alphagov/cf-app-discovery/scrape"
-	"github.com/alphagov/cf-app-discovery/targets"
+	"github.com/alphagov/cf-app-discovery/store"
 )
+
+const appGUID = "6b5f1a2e-0c3d-4e5f-8a9b-0c1d2e3f4a5b"
 
 var _ = Describe("keys", func() {
 	It("builds target keys by state and parses them back", func() {
-		active, err := targets.TargetKey(appGUID, true)
+		active, err := store.TargetKey(appGUID, true)
 		Expect(err).NotTo(HaveOccurred())
 		Expect(active).To(Equal("active/" + appGUID + ".json"))
-		inactive, err := targets.TargetKey(appGUID, false)
+		inactive, err := store.TargetKey(appGUID, false)
 		Expect(err).NotTo(HaveOccurred())
 		Expect(inactive).To(Equal("inactive/" + appGUID + ".json"))
-		prefix, guid, err := targets.ParseKey(inactive)
+		prefix, guid, err := store.ParseKey(inactive)
 		Expect(err).NotTo(HaveOccurred())
-		Expect(prefix).To(Equal(targets.InactivePrefix))
+		Expect(prefix).To(Equal(store.InactivePrefix))
 		Expect(guid).To(Equal(appGUID))
 	})
 
 	It("refuses to build a key from anything but a GUID", func() {
-		_, err := targets.TargetKey("../../etc/passwd", true)
+		_, err := store.TargetKey("../../etc/passwd", true)
 		Expect(err).To(MatchError(scrape.ErrInvalidGUID))
-		_, err = targets.BindingKey("x")
+		_, err = store.BindingKey("x")
 		Expect(err).To(MatchError(scrape.ErrInvalidGUID))
 	})
 
 	DescribeTable("ParseKey refuses other shapes",
 		func(key string) {
-			_, _, err := targets.ParseKey(key)
-			Expect(err).To(MatchError(targets.ErrInvalidKey))
+			_, _, err := store.ParseKey(key)
+			Expect(err).To(MatchError(store.ErrInvalidKey))
 		},
 		Entry("empty", ""),
 		Entry("unknown prefix", "other/"+appGUID+".json"),
@@ -42,13 +44,13 @@ var _ = Describe("keys", func() {
 	)
 
 	It("round-trips a binding record and validates it", func() {
-		b := targets.Binding{BindingGUID: appGUID, AppGUID: appGUID, PlanID: "plan"}
+		b := store.Binding{BindingGUID: appGUID, AppGUID: appGUID, PlanID: "plan"}
 		data, err := b.Marshal()
 		Expect(err).NotTo(HaveOccurred())
-		back, err := targets.UnmarshalBinding(data)
+		back, err := store.UnmarshalBinding(data)
 		Expect(err).NotTo(HaveOccurred())
 		Expect(back).To(Equal(b))
-		_, err = targets.UnmarshalBinding([]byte(`{"binding_guid":"../x","app_guid":"` + appGUID + `"}`))
+		_, err = store.UnmarshalBinding([]byte(`{"binding_guid":"../x","app_guid":"` + appGUID + `"}`))
 		Expect(err).To(MatchError(scrape.ErrInvalidGUID))
 	})
 })

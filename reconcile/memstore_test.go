@@ -1,4 +1,4 @@
-package targets_test
+package reconcile_test
 
 import (
 	"context"
@@ -9,7 +9,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/alphagov/cf-app-discovery/targets"
+	"github.com/alphagov/cf-app-discovery/store"
 )
 
 // memStore is a Store for reconcile tests: conditional puts like S3, a
@@ -52,15 +52,15 @@ func (s *memStore) Get(_ context.Context, key string) ([]byte, string, error) {
 	}
 	o, ok := s.objects[key]
 	if !ok {
-		return nil, "", targets.ErrNotFound
+		return nil, "", store.ErrNotFound
 	}
 	return o.body, o.etag, nil
 }
 
-func (s *memStore) Put(_ context.Context, key string, body []byte, cond targets.Condition) (string, error) {
+func (s *memStore) Put(_ context.Context, key string, body []byte, cond store.Condition) (string, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if _, _, err := targets.ParseKey(key); err != nil {
+	if _, _, err := store.ParseKey(key); err != nil {
 		return "", err
 	}
 	if err := s.failure("PUT", key); err != nil {
@@ -68,10 +68,10 @@ func (s *memStore) Put(_ context.Context, key string, body []byte, cond targets.
 	}
 	o, exists := s.objects[key]
 	if cond.IfNoneMatch && exists || cond.IfMatch != "" && (!exists || o.etag != cond.IfMatch) {
-		return "", targets.ErrPreconditionFailed
+		return "", store.ErrPreconditionFailed
 	}
 	s.writes++
-	etag := targets.EtagOf(body)
+	etag := store.ContentETag(body)
 	if s.opaqueETags {
 		etag = fmt.Sprintf("%032x", s.writes)
 	}
@@ -89,16 +89,16 @@ func (s *memStore) Delete(_ context.Context, key string) error {
 	return nil
 }
 
-func (s *memStore) List(_ context.Context, prefix string) ([]targets.Object, error) {
+func (s *memStore) List(_ context.Context, prefix string) ([]store.Object, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if err := s.failure("LIST", prefix); err != nil {
 		return nil, err
 	}
-	var out []targets.Object
+	var out []store.Object
 	for k, o := range s.objects {
 		if strings.HasPrefix(k, prefix) {
-			out = append(out, targets.Object{Key: k, ETag: o.etag, LastModified: o.modified})
+			out = append(out, store.Object{Key: k, ETag: o.etag, LastModified: o.modified})
 		}
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Key < out[j].Key })

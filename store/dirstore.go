@@ -1,4 +1,4 @@
-package targets
+package store
 
 import (
 	"context"
@@ -29,8 +29,8 @@ type DirStore struct {
 	mu sync.Mutex
 }
 
-// NewDirStore uses root, creating it if needed.
-func NewDirStore(root string) (*DirStore, error) {
+// NewDir uses root, creating it if needed.
+func NewDir(root string) (*DirStore, error) {
 	if root == "" {
 		return nil, errors.New("dir store: a directory is required")
 	}
@@ -55,7 +55,7 @@ func (s *DirStore) Get(ctx context.Context, key string) ([]byte, string, error) 
 	if err != nil {
 		return nil, "", fmt.Errorf("dir get %s: %w", key, err)
 	}
-	return body, etagOf(body), nil
+	return body, ContentETag(body), nil
 }
 
 // Put writes body to a temporary file in the object's directory, syncs it
@@ -93,7 +93,7 @@ func (s *DirStore) Put(ctx context.Context, key string, body []byte, cond Condit
 	}
 	renamed = true
 	syncDir(dir)
-	return etagOf(body), nil
+	return ContentETag(body), nil
 }
 
 // Delete removes an object's file.
@@ -166,7 +166,7 @@ func (s *DirStore) stat(key string) (Object, error) {
 	if err != nil {
 		return Object{}, err
 	}
-	return Object{Key: key, ETag: etagOf(body), LastModified: info.ModTime()}, nil
+	return Object{Key: key, ETag: ContentETag(body), LastModified: info.ModTime()}, nil
 }
 
 // path is safe to build from key because ParseKey admits only
@@ -187,7 +187,7 @@ func checkCondition(path string, cond Condition) error {
 	if cond.IfNoneMatch && exists {
 		return ErrPreconditionFailed
 	}
-	if cond.IfMatch != "" && (!exists || etagOf(current) != normaliseETag(cond.IfMatch)) {
+	if cond.IfMatch != "" && (!exists || ContentETag(current) != normaliseETag(cond.IfMatch)) {
 		return ErrPreconditionFailed
 	}
 	return nil

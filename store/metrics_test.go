@@ -1,15 +1,14 @@
-package targets_test
+package store_test
 
 import (
 	"context"
 	"errors"
 
+	"github.com/alphagov/cf-app-discovery/store"
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
-
-	"github.com/alphagov/cf-app-discovery/targets"
 )
 
 const (
@@ -26,13 +25,13 @@ func (brokenStore) Get(context.Context, string) ([]byte, string, error) {
 	return nil, "", errStoreBroken
 }
 
-func (brokenStore) Put(context.Context, string, []byte, targets.Condition) (string, error) {
+func (brokenStore) Put(context.Context, string, []byte, store.Condition) (string, error) {
 	return "", errStoreBroken
 }
 
 func (brokenStore) Delete(context.Context, string) error { return errStoreBroken }
 
-func (brokenStore) List(context.Context, string) ([]targets.Object, error) {
+func (brokenStore) List(context.Context, string) ([]store.Object, error) {
 	return nil, errStoreBroken
 }
 
@@ -72,19 +71,19 @@ func storeMetric(reg *prometheus.Registry, name string, labels map[string]string
 
 var _ = Describe("NewInstrumentedStore", func() {
 	var (
-		reg   *prometheus.Registry
-		store targets.Store
-		ctx   context.Context
-		key   string
+		reg *prometheus.Registry
+		st  store.Store
+		ctx context.Context
+		key string
 	)
 
 	BeforeEach(func() {
 		reg = prometheus.NewPedanticRegistry()
-		dir, err := targets.NewDirStore(GinkgoT().TempDir())
+		dir, err := store.NewDir(GinkgoT().TempDir())
 		Expect(err).NotTo(HaveOccurred())
-		store = targets.NewInstrumentedStore(dir, reg)
+		st = store.Instrument(dir, reg)
 		ctx = context.Background()
-		key = storeKey(targets.ActivePrefix, 1)
+		key = storeKey(store.ActivePrefix, 1)
 	})
 
 	It("starts every operation and outcome at zero", func() {
@@ -93,16 +92,16 @@ var _ = Describe("NewInstrumentedStore", func() {
 	})
 
 	It("passes results through and counts successes", func() {
-		etag, err := store.Put(ctx, key, []byte("[]"), targets.Condition{})
+		etag, err := st.Put(ctx, key, []byte("[]"), store.Condition{})
 		Expect(err).NotTo(HaveOccurred())
-		body, getETag, err := store.Get(ctx, key)
+		body, getETag, err := st.Get(ctx, key)
 		Expect(err).NotTo(HaveOccurred())
 		Expect(string(body)).To(Equal("[]"))
 		Expect(getETag).To(Equal(etag))
-		objects, err := store.List(ctx, targets.ActivePrefix)
+		objects, err := st.List(ctx, store.ActivePrefix)
 		Expect(err).NotTo(HaveOccurred())
 		Expect(objectKeys(objects)).To(Equal([]string{key}))
-		Expect(store.Delete(ctx, key)).To(Succeed())
+		Expect(st.Delete(ctx, key)).To(Succeed())
 
 		for _, op := range []string{"get", "put", "delete", "list"} {
 			Expect(storeOps(reg, op, "ok")).To(Equal(1.0), op)
@@ -112,33 +111,33 @@ var _ = Describe("NewInstrumentedStore", func() {
 	})
 
 	It("counts a missing object as not_found, and passes the error on", func() {
-		_, _, err := store.Get(ctx, key)
-		Expect(err).To(MatchError(targets.ErrNotFound))
+		_, _, err := st.Get(ctx, key)
+		Expect(err).To(MatchError(store.ErrNotFound))
 		Expect(storeOps(reg, "get", "not_found")).To(Equal(1.0))
 		Expect(storeOps(reg, "get", "error")).To(BeZero())
 	})
 
 	It("counts a failed condition as precondition_failed, and passes the error on", func() {
-		_, err := store.Put(ctx, key, []byte("[]"), targets.Condition{})
+		_, err := st.Put(ctx, key, []byte("[]"), store.Condition{})
 		Expect(err).NotTo(HaveOccurred())
-		_, err = store.Put(ctx, key, []byte("[1]"), targets.Condition{IfNoneMatch: true})
-		Expect(err).To(MatchError(targets.ErrPreconditionFailed))
+		_, err = st.Put(ctx, key, []byte("[1]"), store.Condition{IfNoneMatch: true})
+		Expect(err).To(MatchError(store.ErrPreconditionFailed))
 		Expect(storeOps(reg, "put", "ok")).To(Equal(1.0))
 		Expect(storeOps(reg, "put", "precondition_failed")).To(Equal(1.0))
 		Expect(storeTimings(reg, "put")).To(Equal(2.0))
 	})
 
 	It("counts other failures as error", func() {
-		Expect(store.Delete(ctx, "active/../x.json")).To(MatchError(targets.ErrInvalidKey))
+		Expect(st.Delete(ctx, "active/../x.json")).To(MatchError(store.ErrInvalidKey))
 		Expect(storeOps(reg, "delete", "error")).To(Equal(1.0))
 
-		broken := targets.NewInstrumentedStore(brokenStore{}, reg)
+		broken := store.Instrument(brokenStore{}, reg)
 		_, _, err := broken.Get(ctx, key)
 		Expect(err).To(MatchError(errStoreBroken))
-		_, err = broken.Put(ctx, key, nil, targets.Condition{})
+		_, err = broken.Put(ctx, key, nil, store.Condition{})
 		Expect(err).To(MatchError(errStoreBroken))
 		Expect(broken.Delete(ctx, key)).To(MatchError(errStoreBroken))
-		_, err = broken.List(ctx, targets.ActivePrefix)
+		_, err = broken.List(ctx, store.ActivePrefix)
 		Expect(err).To(MatchError(errStoreBroken))
 		Expect(storeOps(reg, "get", "error")).To(Equal(1.0))
 		Expect(storeOps(reg, "put", "error")).To(Equal(1.0))
@@ -147,21 +146,21 @@ var _ = Describe("NewInstrumentedStore", func() {
 	})
 
 	It("lets several stores share a registry and their metrics", func() {
-		other := targets.NewInstrumentedStore(brokenStore{}, reg)
+		other := store.Instrument(brokenStore{}, reg)
 		_, _, _ = other.Get(ctx, key)
-		_, _, _ = store.Get(ctx, key)
+		_, _, _ = st.Get(ctx, key)
 		Expect(storeOps(reg, "get", "error")).To(Equal(1.0))
 		Expect(storeOps(reg, "get", "not_found")).To(Equal(1.0))
 		Expect(testutil.CollectAndCount(reg, storeOpsMetric)).To(Equal(16))
 	})
 
 	It("works without a registry", func() {
-		s := targets.NewInstrumentedStore(brokenStore{}, nil)
+		s := store.Instrument(brokenStore{}, nil)
 		Expect(s.Delete(ctx, key)).To(MatchError(errStoreBroken))
 	})
 
 	It("has metrics that pass the Prometheus linter", func() {
-		_, _, _ = store.Get(ctx, key)
+		_, _, _ = st.Get(ctx, key)
 		problems, err := testutil.GatherAndLint(reg)
 		Expect(err).NotTo(HaveOccurred())
 		Expect(problems).To(BeEmpty())

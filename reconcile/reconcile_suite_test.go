@@ -1,0 +1,13 @@
+package reconcile_test
+
+import (
+	"testing"
+
+	. "github.com/onsi/ginkgo/v2"
+	. "github.com/onsi/gomega"
+)
+
+func TestTargets(t *testing.T) {
+	RegisterFailHandler(Fail)
+	RunSpecs(t, "Targets")
+}
