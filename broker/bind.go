@@ -90,7 +90,7 @@ func (b *Broker) bind(ctx context.Context, instanceID, bindingID string, details
 	if err := b.writeTargetOrFail(ctx, logger, app); err != nil {
 		return domain.Binding{}, err
 	}
-	logger.Info("bound", lager.Data{"instances": app.Instances, "state": app.State})
+	logger.Info("bound", lager.Data{"instances": app.Instances(), "state": app.State})
 	return domain.Binding{AlreadyExists: !created}, nil
 }
 

@@ -35,7 +35,7 @@ func FuzzBind(f *testing.F) {
 			t.Fatal(err)
 		}
 		cf := newFakeCF()
-		cf.apps[appGUID] = targets.App{GUID: appGUID, Name: "my-app", State: "STARTED", Instances: 1}
+		cf.apps[appGUID] = targets.App{GUID: appGUID, Name: "my-app", State: "STARTED", Processes: []targets.Process{{GUID: "00000000-0000-4000-8000-000000000001", Instances: 1}}}
 		logger := lager.NewLogger("fuzz")
 		b := broker.New(broker.Options{
 			Catalog: broker.Catalog{ServiceID: serviceID, ServiceName: "s", PlanID: planID, PlanName: "p"},

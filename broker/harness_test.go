@@ -41,7 +41,7 @@ const (
 
 // startedApp and stoppedApp are the apps the fake CF API knows at first.
 func startedApp() targets.App {
-	return targets.App{GUID: appGUID, Name: "my-app", State: "STARTED", Instances: 2, Org: "my-org", Space: "my-space",
+	return targets.App{GUID: appGUID, Name: "my-app", State: "STARTED", Processes: []targets.Process{{GUID: "00000000-0000-4000-8000-000000000001", Instances: 2}}, Org: "my-org", Space: "my-space",
 		Routes: []targets.Route{{Host: "my-app", Domain: "apps.example.com", Protocol: "http1"}}}
 }
 
@@ -53,7 +53,7 @@ func startedAppIn(state string) targets.App {
 }
 
 func stoppedApp() targets.App {
-	return targets.App{GUID: app2GUID, Name: "stopped-app", State: "STOPPED", Instances: 1, Org: "o", Space: "s"}
+	return targets.App{GUID: app2GUID, Name: "stopped-app", State: "STOPPED", Processes: []targets.Process{{GUID: "00000000-0000-4000-8000-000000000001", Instances: 1}}, Org: "o", Space: "s"}
 }
 
 // response is an answer of the broker as Cloud Controller would read it.

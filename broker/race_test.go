@@ -42,7 +42,7 @@ var _ = Describe("Bind racing a reconcile", func() {
 		dir := GinkgoT().TempDir()
 		st, err := store.NewDir(dir)
 		Expect(err).NotTo(HaveOccurred())
-		app := targets.App{GUID: appGUID, Name: "my-app", State: "STARTED", Instances: 1, Org: "o", Space: "s"}
+		app := targets.App{GUID: appGUID, Name: "my-app", State: "STARTED", Processes: []targets.Process{{GUID: "00000000-0000-4000-8000-000000000001", Instances: 1}}, Org: "o", Space: "s"}
 		cf := newFakeCF()
 		cf.apps[appGUID] = app
 		b := broker.New(broker.Options{
@@ -87,7 +87,7 @@ var _ = Describe("Unbind racing its bind", func() {
 		st, err := store.NewDir(GinkgoT().TempDir())
 		Expect(err).NotTo(HaveOccurred())
 		cf := newFakeCF()
-		cf.apps[appGUID] = targets.App{GUID: appGUID, Name: "my-app", State: "STARTED", Instances: 1}
+		cf.apps[appGUID] = targets.App{GUID: appGUID, Name: "my-app", State: "STARTED", Processes: []targets.Process{{GUID: "00000000-0000-4000-8000-000000000001", Instances: 1}}}
 		cf.bindings[bindingID] = cfapi.Binding{GUID: bindingID, AppGUID: appGUID, Deleting: true}
 		apps := &gatedApps{fakeCF: cf, entered: make(chan struct{}), release: make(chan struct{})}
 		b := broker.New(broker.Options{

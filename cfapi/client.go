@@ -450,7 +450,7 @@ func (c *Client) listURL(pathAndQuery string, page int) string {
 type appParts struct {
 	spaces    map[string]cfSpace
 	orgs      map[string]cfOrg
-	instances map[string]int
+	processes map[string][]targets.Process
 	routes    map[string][]appRoute
 }
 
@@ -464,7 +464,7 @@ func newAppParts() *appParts {
 	return &appParts{
 		spaces:    map[string]cfSpace{},
 		orgs:      map[string]cfOrg{},
-		instances: map[string]int{},
+		processes: map[string][]targets.Process{},
 		routes:    map[string][]appRoute{},
 	}
 }
@@ -483,10 +483,13 @@ func (p *appParts) addIncluded(inc *cfIncluded) {
 	}
 }
 
+// addProcesses keeps every web process of each app: while a deployment
+// runs, an app has two or more.
 func (p *appParts) addProcesses(processes []cfProcess) {
 	for _, proc := range processes {
 		if proc.Type == "web" {
-			p.instances[proc.Relationships.App.guid()] = proc.Instances
+			app := proc.Relationships.App.guid()
+			p.processes[app] = append(p.processes[app], targets.Process{GUID: proc.GUID, Instances: proc.Instances, CreatedAt: proc.CreatedAt})
 		}
 	}
 }
@@ -546,9 +549,13 @@ func (p *appParts) describe(a cfApp) (targets.App, error) {
 	slices.SortFunc(routes, func(x, y appRoute) int {
 		return cmp.Or(x.created.Compare(y.created), cmp.Compare(x.guid, y.guid))
 	})
+	processes := slices.Clone(p.processes[a.GUID])
+	slices.SortFunc(processes, func(x, y targets.Process) int {
+		return cmp.Or(x.CreatedAt.Compare(y.CreatedAt), cmp.Compare(x.GUID, y.GUID))
+	})
 	app := targets.App{
-		GUID: a.GUID, Name: a.Name, State: a.State, Instances: p.instances[a.GUID],
-		Org: org.Name, Space: space.Name,
+		GUID: a.GUID, Name: a.Name, State: a.State, Processes: processes,
+		Org: org.Name, Space: space.Name, Annotations: a.Metadata.Annotations,
 	}
 	for _, r := range routes {
 		app.Routes = append(app.Routes, r.Route)
@@ -571,6 +578,9 @@ type (
 		Relationships struct {
 			Space cfToOne `json:"space"`
 		} `json:"relationships"`
+		Metadata struct {
+			Annotations map[string]string `json:"annotations"`
+		} `json:"metadata"`
 	}
 	cfAppWithIncluded struct {
 		cfApp
@@ -590,7 +600,8 @@ type (
 	cfProcess struct {
 		GUID          string `json:"guid"`
 		Type          string `json:"type"`
-		Instances     int    `json:"instances"`
+		Instances     int       `json:"instances"`
+		CreatedAt     time.Time `json:"created_at"`
 		Relationships struct {
 			App cfToOne `json:"app"`
 		} `json:"relationships"`

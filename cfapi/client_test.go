@@ -85,8 +85,13 @@ var _ = Describe("CFClient", func() {
 		It("describes the app with its org, space, web instances and routes", func() {
 			app, err := cf.App(ctx, fakecf.GUID("app", 1))
 			Expect(err).NotTo(HaveOccurred())
+			Expect(app.Processes).To(HaveLen(1))
+			Expect(app.Processes[0].GUID).To(Equal(app.GUID), "an app's first web process has the app's guid")
+			Expect(app.Processes[0].Instances).To(Equal(2))
+			Expect(app.Processes[0].CreatedAt).NotTo(BeZero())
+			app.Processes = nil
 			Expect(app).To(Equal(targets.App{
-				GUID: fakecf.GUID("app", 1), Name: "app-1", State: "STARTED", Instances: 2,
+				GUID: fakecf.GUID("app", 1), Name: "app-1", State: "STARTED", Annotations: map[string]string{},
 				Org: "org-0", Space: "space-1",
 				Routes: []targets.Route{
 					{Host: "app-1", Domain: "apps.example.com", Protocol: "http1"},
@@ -118,7 +123,7 @@ var _ = Describe("CFClient", func() {
 			Expect(err).NotTo(HaveOccurred())
 			Expect(app.State).To(Equal("STOPPED"))
 			Expect(app.Started()).To(BeFalse())
-			Expect(app.Instances).To(Equal(5))
+			Expect(app.Instances()).To(Equal(5))
 			Expect(app.Name).To(Equal("app-4-venerable"))
 		})
 
@@ -128,7 +133,7 @@ var _ = Describe("CFClient", func() {
 			Expect(server.SetProcess(guid, "worker", 3)).To(Succeed())
 			app, err := cf.App(ctx, guid)
 			Expect(err).NotTo(HaveOccurred())
-			Expect(app.Instances).To(Equal(0))
+			Expect(app.Instances()).To(Equal(0))
 		})
 
 		Context("with routes of every kind", func() {
@@ -254,7 +259,7 @@ var _ = Describe("CFClient", func() {
 				server.InjectFault(fakecf.Fault{Path: "/v3/processes", Times: 1, Hang: true})
 				app, err := cf.App(ctx, guid)
 				Expect(err).NotTo(HaveOccurred())
-				Expect(app.Instances).To(Equal(2))
+				Expect(app.Instances()).To(Equal(2))
 				Expect(server.RequestsTo("/v3/processes")).To(Equal(2))
 			})
 
@@ -564,8 +569,11 @@ var _ = Describe("CFClient at platform scale", Ordered, func() {
 			Expect(line).To(ContainSubstring("per_page=5000"))
 			Expect(line).NotTo(ContainSubstring("guids="))
 		}
-		Expect(apps[fakecf.GUID("app", 9999)]).To(Equal(targets.App{
-			GUID: fakecf.GUID("app", 9999), Name: "app-9999", State: "STARTED", Instances: 2,
+		last := apps[fakecf.GUID("app", 9999)]
+		Expect(last.Instances()).To(Equal(2))
+		last.Processes = nil
+		Expect(last).To(Equal(targets.App{
+			GUID: fakecf.GUID("app", 9999), Name: "app-9999", State: "STARTED", Annotations: map[string]string{},
 			Org: "org-19", Space: "space-9",
 			Routes: []targets.Route{{Host: "app-9999", Domain: "apps.example.com", Protocol: "http1"}},
 		}))

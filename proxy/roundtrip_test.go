@@ -89,7 +89,7 @@ var _ = Describe("A scrape through the shared contract", func() {
 
 	It("reaches each instance of a rendered target file with its header and token", func() {
 		file := targets.Render(targets.App{
-			GUID: guid, Name: "my-app", State: "STARTED", Instances: 3, Org: "org", Space: "space",
+			GUID: guid, Name: "my-app", State: "STARTED", Processes: []targets.Process{{GUID: "00000000-0000-4000-8000-000000000001", Instances: 3}}, Org: "org", Space: "space",
 			Routes: []targets.Route{{Host: "my-app", Domain: "example.com", Protocol: "http1"}},
 		}, "apps.example.com")
 		var groups []targets.TargetGroup
@@ -124,7 +124,7 @@ var _ = Describe("A scrape through the shared contract", func() {
 
 	It("keeps a route's metrics path", func() {
 		file := targets.Render(targets.App{
-			GUID: guid, Name: "my-app", State: "STARTED", Instances: 1,
+			GUID: guid, Name: "my-app", State: "STARTED", Processes: []targets.Process{{GUID: "00000000-0000-4000-8000-000000000001", Instances: 1}},
 			Routes: []targets.Route{{Host: "my-app", Domain: "example.com", Path: "/api", Protocol: "http1"}},
 		}, "apps.example.com")
 		var groups []targets.TargetGroup

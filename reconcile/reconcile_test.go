@@ -102,7 +102,7 @@ var _ = Describe("Reconciler", func() {
 	)
 
 	newApp := func(n, instances int) targets.App {
-		return targets.App{GUID: appGUIDn(n), Name: fmt.Sprintf("app-%d", n), State: "STARTED", Instances: instances,
+		return targets.App{GUID: appGUIDn(n), Name: fmt.Sprintf("app-%d", n), State: "STARTED", Processes: []targets.Process{{GUID: "00000000-0000-4000-8000-000000000001", Instances: instances}},
 			Org: "org", Space: "space", Routes: []targets.Route{{Host: fmt.Sprintf("app-%d", n), Domain: "example.com", Protocol: "http1"}}}
 	}
 	// brokerBind does what the broker does on bind: record, then target.
@@ -200,14 +200,14 @@ var _ = Describe("Reconciler", func() {
 
 		It("remembers nothing on a store whose ETags are MD5s", func() {
 			st.opaqueETags = false
-			cf.update(appGUIDn(2), func(a *targets.App) { a.Instances = 4 })
+			cf.update(appGUIDn(2), func(a *targets.App) { a.Processes[0].Instances = 4 })
 			run()
 			Expect(rec.Remembered()).To(BeZero())
 		})
 
 		It("still rewrites a target whose app changed", func() {
 			run()
-			cf.update(appGUIDn(2), func(a *targets.App) { a.Instances = 4 })
+			cf.update(appGUIDn(2), func(a *targets.App) { a.Processes[0].Instances = 4 })
 			res := run()
 			Expect(res.TargetsWritten).To(Equal(1))
 			expectTarget(cf.apps[appGUIDn(2)])
@@ -224,14 +224,14 @@ var _ = Describe("Reconciler", func() {
 	})
 
 	It("rewrites a scaled app, verifying with a second pass", func() {
-		cf.update(appGUIDn(1), func(a *targets.App) { a.Instances = 5 })
+		cf.update(appGUIDn(1), func(a *targets.App) { a.Processes[0].Instances = 5 })
 		res := run()
 		Expect(res.TargetsWritten).To(Equal(1))
 		Expect(res.Passes).To(Equal(2))
 		expectTarget(cf.apps[appGUIDn(1)])
 		Expect(st.opCounts()).To(Equal(map[string]int{"LIST": 6, "PUT": 1}))
 
-		cf.update(appGUIDn(1), func(a *targets.App) { a.Instances = 0 })
+		cf.update(appGUIDn(1), func(a *targets.App) { a.Processes[0].Instances = 0 })
 		run()
 		Expect(st.body(activeKey(appGUIDn(1)))).To(Equal("[]\n"))
 	})
@@ -299,7 +299,7 @@ var _ = Describe("Reconciler", func() {
 		cf.unbind(bindingGUIDn(2))
 		_, err := st.Put(ctx, recordKey(bindingGUIDn(2)), []byte("{not json"), store.Condition{})
 		Expect(err).NotTo(HaveOccurred())
-		cf.update(appGUIDn(1), func(a *targets.App) { a.Instances = 4 })
+		cf.update(appGUIDn(1), func(a *targets.App) { a.Processes[0].Instances = 4 })
 		run()
 		expectTarget(cf.apps[appGUIDn(1)])
 		Expect(st.keys()).To(ContainElement(recordKey(bindingGUIDn(2))))
@@ -362,7 +362,7 @@ var _ = Describe("Reconciler", func() {
 	Context("when a read fails", func() {
 		DescribeTable("changes nothing and fails",
 			func(breakIt func()) {
-				cf.update(appGUIDn(1), func(a *targets.App) { a.Instances = 7 })
+				cf.update(appGUIDn(1), func(a *targets.App) { a.Processes[0].Instances = 7 })
 				delete(cf.apps, appGUIDn(2))
 				cf.unbind(bindingGUIDn(3))
 				st.age(recordKey(bindingGUIDn(3)), time.Hour)
@@ -432,7 +432,7 @@ var _ = Describe("Reconciler", func() {
 		})
 
 		It("does not resurrect a target unbound while the run rewrote it", func() {
-			cf.update(appGUIDn(1), func(a *targets.App) { a.Instances = 4 })
+			cf.update(appGUIDn(1), func(a *targets.App) { a.Processes[0].Instances = 4 })
 			hook = func() { brokerUnbind(1, 1) }
 			run()
 			expectNoTarget(appGUIDn(1))
@@ -467,7 +467,7 @@ var _ = Describe("Reconciler", func() {
 		})
 
 		It("keeps the broker's newer file when the app changed state during the run", func() {
-			cf.update(appGUIDn(3), func(a *targets.App) { a.Instances = 1 })
+			cf.update(appGUIDn(3), func(a *targets.App) { a.Processes[0].Instances = 1 })
 			hook = func() {
 				cf.update(appGUIDn(3), func(a *targets.App) { a.State = "STOPPED" })
 				brokerBind(5, 3)

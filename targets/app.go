@@ -1,5 +1,7 @@
 package targets
 
+import "time"
+
 // App is what the target files are rendered from: one app as the CF API
 // describes it, with the names of its org and space and the routes mapped to
 // its web process.
@@ -7,13 +9,36 @@ type App struct {
 	GUID  string
 	Name  string
 	State string // "STARTED" or "STOPPED", as in the CF API
-	// Instances is the desired instance count of the app's web process.
-	Instances int
+	// Processes are the app's web processes, oldest first: one, except
+	// while a rolling or canary deployment runs, when the old and the new
+	// process are both listed, each numbering its instances from 0.
+	Processes []Process
 	Org       string
 	Space     string
 	// Routes are the routes with a destination on the app's web process,
 	// oldest first.
 	Routes []Route
+	// Annotations are the app's metadata annotations, as every app
+	// listing of the CF API carries them.
+	Annotations map[string]string
+}
+
+// Process is one web process of an app.
+type Process struct {
+	GUID string
+	// Instances is the process's desired instance count.
+	Instances int
+	CreatedAt time.Time
+}
+
+// Instances is how many instance indexes the app's web processes use: the
+// largest desired count among them (0 with no process).
+func (a App) Instances() int {
+	n := 0
+	for _, p := range a.Processes {
+		n = max(n, p.Instances)
+	}
+	return n
 }
 
 // Route is one route of an app, with what route choice needs of its domain.

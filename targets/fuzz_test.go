@@ -20,7 +20,7 @@ func FuzzRender(f *testing.F) {
 	f.Add("a\"b</script>", "h\u2028", "d.\x00", "/p?x=1", "http2", false, "o\n", "s\t", uint8(1))
 	f.Fuzz(func(t *testing.T, name, host, domain, path, protocol string, internal bool, org, space string, instances uint8) {
 		app := targets.App{
-			GUID: "6b5f1a2e-0c3d-4e5f-8a9b-0c1d2e3f4a5b", Name: name, State: "STARTED", Instances: int(instances % 16),
+			GUID: "6b5f1a2e-0c3d-4e5f-8a9b-0c1d2e3f4a5b", Name: name, State: "STARTED", Processes: []targets.Process{{GUID: "00000000-0000-4000-8000-000000000001", Instances: int(instances % 16)}},
 			Org: org, Space: space,
 			Routes: []targets.Route{{Host: host, Domain: domain, Path: path, Protocol: protocol, Internal: internal}},
 		}
@@ -32,8 +32,8 @@ func FuzzRender(f *testing.F) {
 		if err := json.Unmarshal(out, &groups); err != nil {
 			t.Fatalf("invalid JSON: %v\n%s", err, out)
 		}
-		if len(groups) != app.Instances {
-			t.Fatalf("%d groups for %d instances", len(groups), app.Instances)
+		if len(groups) != app.Instances() {
+			t.Fatalf("%d groups for %d instances", len(groups), app.Instances())
 		}
 		for i, g := range groups {
 			if len(g) != 2 || g["targets"] == nil || g["labels"] == nil {

@@ -70,7 +70,7 @@ func MetricsPath(path string) string {
 }
 
 // Groups returns the target groups of app: one per instance index of its web
-// process. paasDomain is used to guess a route for an app without a usable one.
+// processes. paasDomain is used to guess a route for an app without a usable one.
 func Groups(app App, paasDomain string) []TargetGroup {
 	route, ok := ChooseRoute(app.Routes)
 	if !ok {
@@ -78,8 +78,8 @@ func Groups(app App, paasDomain string) []TargetGroup {
 	}
 	address := route.Address()
 	metricsPath := MetricsPath(route.Path)
-	groups := make([]TargetGroup, 0, max(app.Instances, 0))
-	for i := 0; i < app.Instances; i++ {
+	groups := make([]TargetGroup, 0, app.Instances())
+	for i := range app.Instances() {
 		params := scrape.Params{AppGUID: app.GUID, Index: i}
 		labels := params.Labels()
 		labels["instance"] = params.Instance()

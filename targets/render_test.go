@@ -13,7 +13,7 @@ const appGUID = "6b5f1a2e-0c3d-4e5f-8a9b-0c1d2e3f4a5b"
 
 func sampleApp() targets.App {
 	return targets.App{
-		GUID: appGUID, Name: "my-app", State: "STARTED", Instances: 2,
+		GUID: appGUID, Name: "my-app", State: "STARTED", Processes: []targets.Process{{GUID: "00000000-0000-4000-8000-000000000001", Instances: 2}},
 		Org: "my-org", Space: "my-space",
 		Routes: []targets.Route{{Host: "my-app", Domain: "example.com", Protocol: "http1"}},
 	}
@@ -47,6 +47,16 @@ var _ = Describe("Render", func() {
 		}))
 	})
 
+	It("uses the largest instance count among the web processes while a deployment runs", func() {
+		app.Processes = []targets.Process{
+			{GUID: "00000000-0000-4000-8000-000000000001", Instances: 3},
+			{GUID: "00000000-0000-4000-8000-000000000002", Instances: 1},
+		}
+		Expect(decode(targets.Render(app, "paas.example"))).To(HaveLen(3))
+		app.Processes[0].Instances, app.Processes[1].Instances = 1, 3
+		Expect(decode(targets.Render(app, "paas.example"))).To(HaveLen(3))
+	})
+
 	It("has only the keys targets and labels in every group", func() {
 		for _, group := range decode(targets.Render(app, "paas.example")) {
 			Expect(group).To(HaveLen(2))
@@ -63,7 +73,7 @@ var _ = Describe("Render", func() {
 	})
 
 	It("writes labels sorted, indented, with a trailing newline", func() {
-		app.Instances = 1
+		app.Processes[0].Instances = 1
 		Expect(string(targets.Render(app, "paas.example"))).To(Equal(`[
   {
     "targets": [
@@ -90,7 +100,7 @@ var _ = Describe("Render", func() {
 
 	Context("when the app is scaled to 0", func() {
 		It("writes an empty list", func() {
-			app.Instances = 0
+			app.Processes[0].Instances = 0
 			Expect(string(targets.Render(app, "paas.example"))).To(Equal("[]\n"))
 		})
 	})

@@ -41,7 +41,7 @@ func (rt *Router) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	app, err := rt.Apps.App(r.Context(), guid)
-	if err != nil || !app.Started() || index >= app.Instances || !rt.serves(app, r.Host) {
+	if err != nil || !app.Started() || index >= app.Instances() || !rt.serves(app, r.Host) {
 		unknownRoute(w)
 		return
 	}
