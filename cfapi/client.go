@@ -598,8 +598,8 @@ type (
 		Name string `json:"name"`
 	}
 	cfProcess struct {
-		GUID          string `json:"guid"`
-		Type          string `json:"type"`
+		GUID          string    `json:"guid"`
+		Type          string    `json:"type"`
 		Instances     int       `json:"instances"`
 		CreatedAt     time.Time `json:"created_at"`
 		Relationships struct {
