@@ -70,8 +70,9 @@ func Mount(sd, next http.Handler) http.Handler {
 
 // ServeHTTP answers the groups of the view as one JSON array, gzipped when
 // the client accepts it, filtered by the org and space query parameters
-// when given. The answer without filters is made once per change of the
-// view; a filtered one is made per request.
+// when given. Each answer is made once per change of the view: the one
+// without filters when the view changes, a filtered one when it is first
+// asked for.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if !h.enabled {
 		h.fail(w, outcomeOff, "not found")
@@ -87,7 +88,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		h.fail(w, outcomeMethodNotAllowed, "only GET and HEAD are allowed")
 		return
 	}
-	org, space, err := filters(r.URL.RawQuery)
+	f, err := parseFilters(r.URL.RawQuery)
 	if err != nil {
 		h.fail(w, outcomeBadRequest, err.Error())
 		return
@@ -97,20 +98,15 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		h.fail(w, outcomeNotReady, "the targets have not been read from the bucket yet")
 		return
 	}
-	gzipped := acceptsGzip(r.Header.Values("Accept-Encoding"))
 	outcome := outcomeAll
-	var body []byte
-	switch {
-	case org != "" || space != "":
+	if f != (filters{}) {
 		outcome = outcomeFiltered
-		body = encode(filter(s.groups, org, space))
-		if gzipped {
-			body = compress(body)
-		}
-	case gzipped:
-		body = s.gzipped
-	default:
-		body = s.body
+	}
+	a := s.answer(f)
+	body := a.body
+	gzipped := acceptsGzip(r.Header.Values("Accept-Encoding"))
+	if gzipped {
+		body = a.gzipped
 	}
 	header := w.Header()
 	header.Set("Content-Type", "application/json")
@@ -145,23 +141,23 @@ func (h *Handler) fail(w http.ResponseWriter, outcome, description string) {
 	h.metrics.observe(outcome)
 }
 
-// filters reads the optional org and space parameters. Anything else is
-// refused rather than ignored, so that a mistyped filter does not quietly
-// serve every group.
-func filters(rawQuery string) (org, space string, err error) {
+// parseFilters reads the optional org and space parameters. Anything else
+// is refused rather than ignored, so that a mistyped filter does not
+// quietly serve every group.
+func parseFilters(rawQuery string) (filters, error) {
 	q, err := url.ParseQuery(rawQuery)
 	if err != nil {
-		return "", "", errors.New("the query string is malformed")
+		return filters{}, errors.New("the query string is malformed")
 	}
 	for name, values := range q {
 		if name != "org" && name != "space" {
-			return "", "", fmt.Errorf("unknown parameter %.40q: only org and space filter the groups", name)
+			return filters{}, fmt.Errorf("unknown parameter %.40q: only org and space filter the groups", name)
 		}
 		if len(values) != 1 || values[0] == "" {
-			return "", "", fmt.Errorf("%s must be given once, with a name", name)
+			return filters{}, fmt.Errorf("%s must be given once, with a name", name)
 		}
 	}
-	return q.Get("org"), q.Get("space"), nil
+	return filters{org: q.Get("org"), space: q.Get("space")}, nil
 }
 
 // acceptsGzip reads Accept-Encoding: gzip (or x-gzip), else *, with a

@@ -149,6 +149,40 @@ var _ = Describe("Handler", func() {
 		Entry("a space of another org", "?org=org-b&space=space-2"),
 	)
 
+	It("filters the view as it is now, not as it was when the filter was first asked for", func() {
+		Expect(get(e.handler, httpsd.Path+"?org=org-a").groups()).To(Equal(groupsOf(1, 2)))
+		putApp(e.st, app(2, "org-a", "space-2", 3))
+		putApp(e.st, app(3, "org-a", "space-1", 1))
+		Expect(e.view.Refresh(context.Background())).To(Succeed())
+		Expect(get(e.handler, httpsd.Path+"?org=org-a").groups()).To(Equal(groupsOf(1, 2, 3)))
+		Expect(get(e.handler, httpsd.Path+"?org=org-a").groups()).To(HaveLen(2 + 3 + 1))
+	})
+
+	It("keeps the answers of different filters apart", func() {
+		for range 2 {
+			Expect(get(e.handler, httpsd.Path+"?org=org-a").groups()).To(Equal(groupsOf(1, 2)))
+			Expect(get(e.handler, httpsd.Path+"?org=org-a&space=space-1").groups()).To(Equal(groupsOf(1)))
+			Expect(get(e.handler, httpsd.Path+"?space=space-1").groups()).To(Equal(groupsOf(1, 3)))
+			Expect(get(e.handler, httpsd.Path).groups()).To(Equal(groupsOf(1, 2, 3)))
+		}
+	})
+
+	It("gives concurrent requests for the same filters the same answer", func() {
+		const n = 8
+		answers := make(chan answer, n)
+		for range n {
+			go func() {
+				defer GinkgoRecover()
+				answers <- get(e.handler, httpsd.Path+"?space=space-1", "Accept-Encoding", "gzip")
+			}()
+		}
+		first := <-answers
+		Expect(first.groups()).To(Equal(groupsOf(1, 3)))
+		for range n - 1 {
+			Expect((<-answers).body).To(Equal(first.body))
+		}
+	})
+
 	DescribeTable("refuses filters it does not understand, rather than serve every group",
 		func(query string) {
 			a := get(e.handler, httpsd.Path+query)
@@ -192,7 +226,7 @@ var _ = Describe("Handler", func() {
 		Entry("a malformed q-value", "gzip;q=x", "", false),
 	)
 
-	It("serves the answer Prometheus' own client reads, over HTTP", func() {
+	It("serves Go's default client, which asks for gzip and unzips transparently, over HTTP", func() {
 		server := httptest.NewServer(e.handler)
 		DeferCleanup(server.Close)
 		req, err := http.NewRequest(http.MethodGet, server.URL+httpsd.Path, nil)

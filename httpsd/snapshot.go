@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"sync"
 
 	"github.com/prometheus/common/model"
 
@@ -66,22 +67,76 @@ func compact(tg *targets.TargetGroup) []byte {
 	return bytes.TrimSuffix(buf.Bytes(), []byte("\n"))
 }
 
-// snapshot is one state of the view: its groups in key order, and the
-// answer to a request without filters, made once, plain and gzipped.
+// snapshot is one state of the view: its groups in key order and its
+// answers, each made once, plain and gzipped: the answer without filters
+// when the snapshot is made, a filtered one when it is first asked for.
 type snapshot struct {
-	groups  []group
+	groups []group
+	all    *answer
+
+	mu       sync.Mutex
+	filtered map[filters]*answer
+	// cached is the size of the filtered answers kept, bounded by
+	// cacheBudget so that many distinct filters cannot grow it without end.
+	cached int
+}
+
+// filters are the org and space a request asks for; empty means any.
+type filters struct{ org, space string }
+
+// answer is the body of an answer, plain and gzipped, made once.
+type answer struct {
+	once    sync.Once
 	body    []byte
 	gzipped []byte
 }
 
+func (a *answer) make(groups []group) *answer {
+	a.once.Do(func() {
+		a.body = encode(groups)
+		a.gzipped = compress(a.body)
+	})
+	return a
+}
+
 func newSnapshot(files map[string]file) *snapshot {
-	s := &snapshot{}
+	s := &snapshot{filtered: map[filters]*answer{}}
 	for _, key := range sortedKeys(files) {
 		s.groups = append(s.groups, files[key].groups...)
 	}
-	s.body = encode(s.groups)
-	s.gzipped = compress(s.body)
+	s.all = new(answer).make(s.groups)
 	return s
+}
+
+// answer returns the answer for f. Concurrent first requests for the same
+// filters wait for one of them to make it.
+func (s *snapshot) answer(f filters) *answer {
+	if f == (filters{}) {
+		return s.all
+	}
+	s.mu.Lock()
+	a, ok := s.filtered[f]
+	cache := !ok && s.cached < s.cacheBudget()
+	if !ok {
+		a = &answer{}
+		if cache {
+			s.filtered[f] = a
+		}
+	}
+	s.mu.Unlock()
+	a.make(filter(s.groups, f))
+	if cache {
+		s.mu.Lock()
+		s.cached += len(a.body) + len(a.gzipped)
+		s.mu.Unlock()
+	}
+	return a
+}
+
+// cacheBudget is room for every org, every space and every org and space
+// filter, each of which partitions the groups, with some to spare.
+func (s *snapshot) cacheBudget() int {
+	return 4*(len(s.all.body)+len(s.all.gzipped)) + 1<<20
 }
 
 // encode writes groups as one JSON array.
@@ -101,20 +156,26 @@ func encode(groups []group) []byte {
 	return append(out, ']', '\n')
 }
 
-// filter returns the groups of org and space; an empty name matches any.
-func filter(groups []group, org, space string) []group {
+// filter returns the groups of f.
+func filter(groups []group, f filters) []group {
 	var out []group
 	for _, g := range groups {
-		if (org == "" || g.org == org) && (space == "" || g.space == space) {
+		if (f.org == "" || g.org == f.org) && (f.space == "" || g.space == f.space) {
 			out = append(out, g)
 		}
 	}
 	return out
 }
 
+// gzipWriters keeps gzip writers for reuse: making one allocates and
+// clears about 1 MB, more than compressing a filtered answer costs.
+var gzipWriters = sync.Pool{New: func() any { return gzip.NewWriter(nil) }}
+
 func compress(body []byte) []byte {
 	var buf bytes.Buffer
-	zw := gzip.NewWriter(&buf)
+	zw := gzipWriters.Get().(*gzip.Writer)
+	defer gzipWriters.Put(zw)
+	zw.Reset(&buf)
 	// Writing to a bytes.Buffer cannot fail.
 	_, _ = zw.Write(body)
 	_ = zw.Close()

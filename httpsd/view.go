@@ -91,19 +91,20 @@ func NewView(o ViewOptions) *View {
 	return v
 }
 
-// Run refreshes the view now and then every interval until ctx is done.
-// A refresh that outlasts the interval delays the next one rather than
-// overlapping it.
+// Run refreshes the view now and then interval after the end of each
+// refresh, until ctx is done: a slow bucket gets fewer requests, never
+// overlapping ones.
 func (v *View) Run(ctx context.Context, interval time.Duration) {
-	ticker := time.NewTicker(interval)
-	defer ticker.Stop()
+	timer := time.NewTimer(0)
+	defer timer.Stop()
 	for {
-		_ = v.Refresh(ctx) // logged and counted by Refresh
 		select {
 		case <-ctx.Done():
 			return
-		case <-ticker.C:
+		case <-timer.C:
 		}
+		_ = v.Refresh(ctx) // logged and counted by Refresh
+		timer.Reset(interval)
 	}
 }
 
