@@ -36,6 +36,12 @@ type Options struct {
 	Clients map[string]string
 	// TokenTTL is the lifetime of access tokens (default one hour).
 	TokenTTL time.Duration
+	// Now is the fake's clock (default time.Now): it stamps audit events,
+	// deployments and processes that deployments create, and the Date
+	// header of API answers, so that a test can put several events in one
+	// second or step over a second boundary. It must be safe for
+	// concurrent use.
+	Now func() time.Time
 }
 
 // Server is a running fake CF API and UAA on 127.0.0.1. Its methods are safe
@@ -65,12 +71,16 @@ func New(opts Options) *Server {
 // NewUnstarted returns a Server that serves nothing until Start, so that
 // tests can set state first.
 func NewUnstarted(opts Options) *Server {
+	now := opts.Now
+	if now == nil {
+		now = time.Now
+	}
 	s := &Server{
 		done:   make(chan struct{}),
 		auth:   newAuthority(opts),
 		counts: newCounter(),
 		faults: &faultSet{},
-		st:     newState(),
+		st:     newState(now),
 	}
 	s.srv = httptest.NewUnstartedServer(s)
 	return s
@@ -182,6 +192,8 @@ func (s *Server) route(w http.ResponseWriter, r *http.Request) {
 	case r.URL.Path == "/oauth/token":
 		s.auth.serveToken(w, r)
 	case strings.HasPrefix(r.URL.Path, "/v3/"):
+		// Clients take the platform's time from the Date header.
+		w.Header().Set("Date", s.st.now().UTC().Format(http.TimeFormat))
 		if !s.auth.check(w, r) {
 			return
 		}
