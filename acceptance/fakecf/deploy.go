@@ -338,10 +338,13 @@ func (st *state) setInstances(p *procRec, n int) {
 
 // WebProcesses returns the app's web processes, oldest first: one, or
 // more while a deployment runs.
-func (s *Server) WebProcesses(appGUID string) []Process {
+func (s *Server) WebProcesses(appGUID string) ([]Process, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return s.st.webProcesses(appGUID)
+	if _, err := s.st.app(appGUID); err != nil {
+		return nil, err
+	}
+	return s.st.webProcesses(appGUID), nil
 }
 
 func (st *state) webProcesses(appGUID string) []Process {

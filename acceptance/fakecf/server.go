@@ -51,9 +51,10 @@ type Server struct {
 	done chan struct{}
 	once sync.Once
 
-	auth   *authority
-	counts *counter
-	faults *faultSet
+	auth    *authority
+	counts  *counter
+	faults  *faultSet
+	control http.Handler
 
 	mu      sync.Mutex
 	latency time.Duration
@@ -82,6 +83,7 @@ func NewUnstarted(opts Options) *Server {
 		faults: &faultSet{},
 		st:     newState(now),
 	}
+	s.control = s.controlHandler()
 	s.srv = httptest.NewUnstartedServer(s)
 	return s
 }
@@ -129,10 +131,15 @@ func (s *Server) SetLatency(d time.Duration) {
 	s.latency = d
 }
 
-// ServeHTTP answers one request: it counts it, waits for the configured
-// latency, enforces the request-line limit, applies any fault, then serves
-// the root, the token endpoint or (with a valid token) the v3 API.
+// ServeHTTP answers one request. Requests to the control endpoints under
+// /fake/ are served at once; others are counted, wait for the configured
+// latency, meet the request-line limit and any fault, then get the root,
+// the token endpoint or (with a valid token) the v3 API.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if strings.HasPrefix(r.URL.Path, controlPrefix) {
+		s.control.ServeHTTP(w, r)
+		return
+	}
 	s.counts.add(r)
 	s.mu.Lock()
 	latency := s.latency
