@@ -26,7 +26,6 @@ import (
 	"github.com/onsi/ginkgo/v2/types"
 	. "github.com/onsi/gomega"
 	"github.com/onsi/gomega/gexec"
-	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/alphagov/cf-app-discovery/acceptance/ccsim"
 	"github.com/alphagov/cf-app-discovery/acceptance/fakecf"
@@ -132,10 +131,7 @@ func startWorld() {
 	_, err = w.store.List(ctx, targets.ActivePrefix)
 	Expect(err).NotTo(HaveOccurred())
 
-	routerCF, err := targets.NewCFClient(ctx, targets.CFConfig{API: w.cf.URL(), Username: monitorUser, Password: uaaPassword,
-		PlanID: planID, Registerer: prometheus.NewRegistry()})
-	Expect(err).NotTo(HaveOccurred())
-	rt := httptest.NewServer(&router.Router{Apps: routerCF, PaaSDomain: paasDomain})
+	rt := httptest.NewServer(&router.Router{Apps: w.cf, PaaSDomain: paasDomain})
 	DeferCleanup(rt.Close)
 
 	brokerPort := freePort()
