@@ -2,7 +2,10 @@
 // for tests and local demos. It answers like the real API for the calls
 // cf-app-discovery makes (same JSON shapes, pagination, filters, includes,
 // errors and request-line limit) and holds its state in memory, set through
-// Go methods. It also counts requests and injects latency and faults.
+// Go methods or, for another process, the control endpoints under /fake/.
+// Tenant actions (scale, stop, rename, rolling and canary deployments...)
+// change the state and record audit events as Cloud Controller does. It
+// also counts requests and injects latency and faults.
 package fakecf
 
 import (
