@@ -2,17 +2,19 @@
 // the demo. Like the real one it picks the app instance named by
 // X-CF-APP-INSTANCE and answers 404 with X-Cf-Routererror: unknown_route
 // when that instance does not exist; behind it, each instance serves
-// metrics only to a bearer token equal to its app guid, as the apps'
-// metrics libraries do.
+// metrics only to a bearer token equal to its app guid, and in the format
+// and compression the scrape asks for, as the apps' metrics libraries do.
 package router
 
 import (
 	"context"
-	"fmt"
 	"net"
 	"net/http"
 	"strconv"
 	"strings"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/alphagov/cf-app-discovery/scrape"
 	"github.com/alphagov/cf-app-discovery/targets"
@@ -33,7 +35,9 @@ type Router struct {
 
 // ServeHTTP answers a scrape as the CF router and the app instance would:
 // 404 unknown_route unless the instance exists and the host is the app's,
-// 401 unless the bearer token is the app guid, metrics otherwise.
+// 401 unless the bearer token is the app guid, metrics otherwise:
+// OpenMetrics when Accept asks for it, the text format otherwise, gzipped
+// when Accept-Encoding asks for it.
 func (rt *Router) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	guid, index, ok := parseInstance(r.Header.Get(scrape.HeaderAppInstance))
 	if !ok {
@@ -53,8 +57,12 @@ func (rt *Router) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		http.NotFound(w, r)
 		return
 	}
-	w.Header().Set("Content-Type", "text/plain; version=0.0.4")
-	fmt.Fprintf(w, "# TYPE app_instance_info gauge\napp_instance_info{name=%q,index=\"%d\"} 1\n", app.Name, index)
+	info := prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "app_instance_info", Help: "The app instance that answered."},
+		[]string{"name", "index"})
+	info.WithLabelValues(app.Name, strconv.Itoa(index)).Set(1)
+	registry := prometheus.NewRegistry()
+	registry.MustRegister(info)
+	promhttp.HandlerFor(registry, promhttp.HandlerOpts{EnableOpenMetrics: true}).ServeHTTP(w, r)
 }
 
 // serves reports whether host is one of app's routes or its default route.
