@@ -41,7 +41,7 @@ prometheus() {
 	local dir=$CACHE/prometheus-$PROMETHEUS_VERSION
 	if [ ! -x "$dir/prometheus" ] || [ ! -x "$dir/promtool" ]; then
 		missing "Prometheus $PROMETHEUS_VERSION" prometheus
-		say "building Prometheus $PROMETHEUS_VERSION into $dir (first time only, about 10-15 minutes)"
+		say "building Prometheus $PROMETHEUS_VERSION into $dir (first time only, about 20 minutes on 2 cores)"
 		mkdir -p "$dir.tmp"
 		# Unstamped, Prometheus scrapes with "User-Agent: Prometheus/" and reports no version.
 		GOBIN=$dir.tmp GOFLAGS= $GO install \
