@@ -167,13 +167,13 @@ var _ = Describe("docs/prometheus", func() {
 	It("has a valid example configuration for Prometheus 3, with its alert rules", func() {
 		out, err := promtool(promtool3, "check", "config", "prometheus/prometheus.yml")
 		Expect(err).NotTo(HaveOccurred(), out)
-		Expect(out).To(ContainSubstring("SUCCESS: 1 rule files found"))
+		Expect(out).To(ContainSubstring("SUCCESS: 2 rule files found"))
 	})
 
 	It("has a valid example configuration for Prometheus 2.x, with its alert rules", func() {
 		out, err := promtool(promtool2, "check", "config", "prometheus/prometheus-2.yml")
 		Expect(err).NotTo(HaveOccurred(), out)
-		Expect(out).To(ContainSubstring("SUCCESS: 1 rule files found"))
+		Expect(out).To(ContainSubstring("SUCCESS: 2 rule files found"))
 	})
 
 	It("says true: Prometheus 2.x rejects the configuration for 3 by its fallback_scrape_protocol", func() {
