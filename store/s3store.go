@@ -203,11 +203,11 @@ func (s *S3Store) Delete(ctx context.Context, key string) error {
 	return nil
 }
 
-// List reads every page of ListObjectsV2 under prefix, which must be
-// ActivePrefix, InactivePrefix or BindingPrefix. Objects whose keys
-// ParseKey refuses (stray uploads) are left out.
+// List reads every page of ListObjectsV2 under prefix, which must be a
+// ValidPrefix. Objects whose keys ParseKey refuses (stray uploads) are left
+// out.
 func (s *S3Store) List(ctx context.Context, prefix string) ([]Object, error) {
-	if !knownPrefix(prefix) {
+	if !ValidPrefix(prefix) {
 		return nil, fmt.Errorf("s3 list: prefix %.80q: %w", prefix, ErrInvalidKey)
 	}
 	pages := s3.NewListObjectsV2Paginator(s.client, &s3.ListObjectsV2Input{
@@ -243,10 +243,6 @@ func (s *S3Store) listPage(ctx context.Context, pages *s3.ListObjectsV2Paginator
 	ctx, cancel := context.WithTimeout(ctx, s.timeout)
 	defer cancel()
 	return pages.NextPage(ctx)
-}
-
-func knownPrefix(prefix string) bool {
-	return prefix == ActivePrefix || prefix == InactivePrefix || prefix == BindingPrefix
 }
 
 func isNotFound(err error) bool {
