@@ -14,9 +14,16 @@ var _ = Describe("The Store contract", func() {
 		})
 	})
 
-	Describe("S3Store against gofakes3", func() {
+	Describe("S3Store against gofakes3, which answers 412 to If-Match on a missing key", func() {
 		storetest.DescribeContract(func() storetest.Fixture {
-			fx, _ := newS3Fixture()
+			fx, _ := newS3Fixture(false)
+			return fx
+		})
+	})
+
+	Describe("S3Store against an S3 that answers 404 NoSuchKey to If-Match on a missing key, as AWS does", func() {
+		storetest.DescribeContract(func() storetest.Fixture {
+			fx, _ := newS3Fixture(true)
 			return fx
 		})
 	})

@@ -153,7 +153,8 @@ func (s *S3Store) Get(ctx context.Context, key string) ([]byte, string, error) {
 
 // Put writes an object with PutObject, sending If-Match or
 // If-None-Match: * for its Condition and Content-MD5 so that S3 refuses a
-// corrupted body.
+// corrupted body. Every answer that says the condition failed (412, 409,
+// or 404 to If-Match) gives ErrPreconditionFailed.
 func (s *S3Store) Put(ctx context.Context, key string, body []byte, cond Condition) (string, error) {
 	if _, _, err := ParseKey(key); err != nil {
 		return "", fmt.Errorf("s3 put: %w", err)
@@ -177,7 +178,9 @@ func (s *S3Store) Put(ctx context.Context, key string, body []byte, cond Conditi
 	}
 	out, err := s.client.PutObject(ctx, in)
 	if err != nil {
-		if isPreconditionFailed(err) {
+		// AWS and SeaweedFS answer If-Match on a missing key with 404
+		// NoSuchKey, not 412: the condition failed all the same.
+		if isPreconditionFailed(err) || cond.IfMatch != "" && isNotFound(err) {
 			return "", fmt.Errorf("s3 put %s: %w: %w", key, ErrPreconditionFailed, err)
 		}
 		return "", fmt.Errorf("s3 put %s: %w", key, err)

@@ -48,6 +48,9 @@ type fakeS3 struct {
 	requests []s3Request
 	// unavailable is how many of the next requests get 503.
 	unavailable int
+	// asAWS answers a PUT with If-Match on a missing key 404 NoSuchKey,
+	// as AWS and SeaweedFS do, where gofakes3 answers 412.
+	asAWS bool
 }
 
 func newFakeS3() *fakeS3 {
@@ -62,9 +65,16 @@ func newFakeS3() *fakeS3 {
 		if fail {
 			f.unavailable--
 		}
+		asAWS := f.asAWS
 		f.mu.Unlock()
 		if fail {
 			w.WriteHeader(http.StatusServiceUnavailable)
+			return
+		}
+		if asAWS && r.Method == http.MethodPut && r.Header.Get("If-Match") != "" && !f.exists(r) {
+			w.Header().Set("Content-Type", "application/xml")
+			w.WriteHeader(http.StatusNotFound)
+			fmt.Fprint(w, `<?xml version="1.0" encoding="UTF-8"?><Error><Code>NoSuchKey</Code><Message>The specified key does not exist.</Message></Error>`)
 			return
 		}
 		handler.ServeHTTP(w, r)
@@ -73,9 +83,19 @@ func newFakeS3() *fakeS3 {
 	return f
 }
 
+// exists reports whether the object a request names is in the bucket.
+func (f *fakeS3) exists(r *http.Request) bool {
+	key := strings.TrimPrefix(r.URL.Path, "/"+s3Bucket+"/")
+	_, err := f.backend.HeadObject(s3Bucket, key)
+	return err == nil
+}
+
 // newS3Fixture is an S3Store over a fresh fakeS3, as a contract fixture.
-func newS3Fixture() (storetest.Fixture, *fakeS3) {
+func newS3Fixture(asAWS bool) (storetest.Fixture, *fakeS3) {
 	fake := newFakeS3()
+	fake.mu.Lock()
+	fake.asAWS = asAWS
+	fake.mu.Unlock()
 	st := newS3Store(s3Options(fake.server.URL))
 	return storetest.Fixture{Store: st, PutRaw: fake.putRaw, RawKeys: fake.rawKeys}, fake
 }
@@ -139,7 +159,7 @@ var _ = Describe("S3Store", func() {
 
 	useFakeS3 := func() {
 		var fx storetest.Fixture
-		fx, fake = newS3Fixture()
+		fx, fake = newS3Fixture(false)
 		st = fx.Store.(*store.S3Store)
 		ctx = context.Background()
 		key = storetest.Key(store.ActivePrefix, 1)
@@ -255,12 +275,15 @@ var _ = Describe("S3Store", func() {
 			Expect(got).To(Equal(body))
 		})
 
-		It("does not mistake a missing bucket for a missing object", func() {
+		It("does not mistake a missing bucket for a missing object, or for a failed condition", func() {
 			o := s3Options(fake.server.URL)
 			o.Bucket = "no-such-bucket"
 			_, _, err := newS3Store(o).Get(ctx, key)
 			Expect(err).To(HaveOccurred())
 			Expect(err).NotTo(MatchError(store.ErrNotFound))
+			_, err = newS3Store(o).Put(ctx, key, []byte("[]"), store.Condition{IfMatch: md5Hex([]byte("x"))})
+			Expect(err).To(MatchError(ContainSubstring("NoSuchBucket")))
+			Expect(err).NotTo(MatchError(store.ErrPreconditionFailed))
 		})
 	})
 
