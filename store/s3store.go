@@ -61,7 +61,7 @@ const (
 	signingRegion = "us-east-1"
 )
 
-// S3Store is the Store kept in an S3 bucket (SPEC §3). Its methods are safe
+// S3Store is the Store kept in an S3 bucket (docs/design.md, "The bucket"). Its methods are safe
 // for concurrent use.
 type S3Store struct {
 	client   *s3.Client
