@@ -7,9 +7,11 @@
 package scrape
 
 import (
+	"errors"
 	"fmt"
 	"net/http"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 )
@@ -26,12 +28,25 @@ const (
 	ParamAppInstance = "cf_app_instance"
 	// ParamAppInstanceIndex carries the instance index alone.
 	ParamAppInstanceIndex = "cf_app_instance_index"
+	// ParamProcessInstance carries "<process_guid>:<index>" for an app
+	// whose web processes are addressed one by one (during a rolling or
+	// canary deployment an app has several, each numbering its instances
+	// from 0). The proxy then sends X-CF-PROCESS-INSTANCE instead of
+	// X-CF-APP-INSTANCE.
+	ParamProcessInstance = "cf_process_instance"
 
 	// HeaderAppInstance is the header the CF router routes on.
 	HeaderAppInstance = "X-CF-APP-INSTANCE"
 	// HeaderAppInstanceCopy repeats HeaderAppInstance for route services
 	// that drop the first.
 	HeaderAppInstanceCopy = "XX-CF-APP-INSTANCE"
+	// HeaderProcessInstance is the header a CF router (routing-release
+	// 0.332.0 or later) routes on to reach one instance of one process.
+	// The router reads it only when HeaderAppInstance is absent.
+	HeaderProcessInstance = "X-CF-PROCESS-INSTANCE"
+	// HeaderProcessInstanceCopy repeats HeaderProcessInstance for route
+	// services that drop the first.
+	HeaderProcessInstanceCopy = "XX-CF-PROCESS-INSTANCE"
 	// HeaderRouterError is the header in which the CF router explains a
 	// routing failure (e.g. "unknown_route").
 	HeaderRouterError = "X-Cf-Routererror"
@@ -39,10 +54,18 @@ const (
 	paramLabelPrefix = "__param_"
 )
 
+// paramNames are the scrape parameters, in the order their problems are
+// reported.
+var paramNames = [...]string{ParamAppGUID, ParamAppInstance, ParamAppInstanceIndex, ParamProcessInstance}
+
 // Params are the scrape parameters of one app instance.
 type Params struct {
 	AppGUID string
 	Index   int
+	// ProcessGUID, when set, names the web process whose instance Index
+	// is: the scrape then addresses that process's instance rather than
+	// the app's instance Index, whichever process that is.
+	ProcessGUID string
 }
 
 // Instance is the "<app_guid>:<index>" form the CF router understands.
@@ -50,55 +73,71 @@ func (p Params) Instance() string {
 	return p.AppGUID + ":" + strconv.Itoa(p.Index)
 }
 
+// ProcessInstance is the "<process_guid>:<index>" form the CF router
+// understands; "" when p names no process.
+func (p Params) ProcessInstance() string {
+	if p.ProcessGUID == "" {
+		return ""
+	}
+	return p.ProcessGUID + ":" + strconv.Itoa(p.Index)
+}
+
 // Labels returns the `__param_*` labels that make Prometheus send p as query
 // parameters.
 func (p Params) Labels() map[string]string {
-	return map[string]string{
-		paramLabelPrefix + ParamAppGUID:          p.AppGUID,
-		paramLabelPrefix + ParamAppInstanceIndex: strconv.Itoa(p.Index),
-		paramLabelPrefix + ParamAppInstance:      p.Instance(),
+	labels := make(map[string]string, len(paramNames))
+	for name, values := range p.Query() {
+		labels[paramLabelPrefix+name] = values[0]
 	}
+	return labels
 }
 
 // Query returns the query parameters Prometheus derives from Labels.
 func (p Params) Query() url.Values {
-	return url.Values{
+	q := url.Values{
 		ParamAppGUID:          {p.AppGUID},
 		ParamAppInstance:      {p.Instance()},
 		ParamAppInstanceIndex: {strconv.Itoa(p.Index)},
 	}
+	if p.ProcessGUID != "" {
+		q[ParamProcessInstance] = []string{p.ProcessInstance()}
+	}
+	return q
 }
 
-// SetHeaders sets the headers the CF router and the app's metrics endpoint
-// expect for p, replacing any values h already has for them.
+// Header is one request header field.
+type Header struct{ Name, Value string }
+
+// Headers returns the headers the CF router and the app's metrics endpoint
+// expect for p: the instance the router routes on, its copy, and the bearer
+// token. A process instance is sent without the app instance header, which
+// the router would read instead.
+func (p Params) Headers() []Header {
+	name, copyName, instance := HeaderAppInstance, HeaderAppInstanceCopy, p.Instance()
+	if p.ProcessGUID != "" {
+		name, copyName, instance = HeaderProcessInstance, HeaderProcessInstanceCopy, p.ProcessInstance()
+	}
+	return []Header{{name, instance}, {copyName, instance}, {"Authorization", "Bearer " + p.AppGUID}}
+}
+
+// SetHeaders sets the Headers of p on h, replacing any values h already has
+// for them.
 func (p Params) SetHeaders(h http.Header) {
-	instance := p.Instance()
-	h.Set(HeaderAppInstance, instance)
-	h.Set(HeaderAppInstanceCopy, instance)
-	h.Set("Authorization", "Bearer "+p.AppGUID)
+	for _, f := range p.Headers() {
+		h.Set(f.Name, f.Value)
+	}
 }
 
-// Canonical forms of the scrape headers, as AppendHeader writes them.
-var (
-	canonicalAppInstance     = http.CanonicalHeaderKey(HeaderAppInstance)
-	canonicalAppInstanceCopy = http.CanonicalHeaderKey(HeaderAppInstanceCopy)
-)
-
-// AppendHeader appends the header fields SetHeaders sets to b, in HTTP/1.1
-// form ("Name: value" and CRLF each), for a proxy that writes its request
-// header itself.
+// AppendHeader appends the Headers of p to b in HTTP/1.1 form ("Name:
+// value" and CRLF each), for a proxy that writes its request header itself.
 func (p Params) AppendHeader(b []byte) []byte {
-	for _, name := range [...]string{canonicalAppInstance, canonicalAppInstanceCopy} {
-		b = append(b, name...)
+	for _, f := range p.Headers() {
+		b = append(b, http.CanonicalHeaderKey(f.Name)...)
 		b = append(b, ": "...)
-		b = append(b, p.AppGUID...)
-		b = append(b, ':')
-		b = strconv.AppendInt(b, int64(p.Index), 10)
+		b = append(b, f.Value...)
 		b = append(b, "\r\n"...)
 	}
-	b = append(b, "Authorization: Bearer "...)
-	b = append(b, p.AppGUID...)
-	return append(b, "\r\n"...)
+	return b
 }
 
 // Parse reads the scrape parameters from a scrape URL's query.
@@ -106,18 +145,20 @@ func (p Params) AppendHeader(b []byte) []byte {
 // request to forward as it is), and an error when any is present but
 // malformed or inconsistent with the others.
 func Parse(q url.Values) (p Params, ok bool, err error) {
-	guid, hasGUID := single(q, ParamAppGUID)
-	inst, hasInst := single(q, ParamAppInstance)
-	idx, hasIdx := single(q, ParamAppInstanceIndex)
-	if !hasGUID && !hasInst && !hasIdx {
-		return Params{}, false, nil
-	}
-	for _, name := range []string{ParamAppGUID, ParamAppInstance, ParamAppInstanceIndex} {
+	found := false
+	for _, name := range paramNames {
 		if len(q[name]) > 1 {
 			return Params{}, false, fmt.Errorf("query parameter %s is repeated", name)
 		}
+		found = found || len(q[name]) > 0
 	}
-	if hasInst {
+	if !found {
+		return Params{}, false, nil
+	}
+	guid, hasGUID := single(q, ParamAppGUID)
+	idx, hasIdx := single(q, ParamAppInstanceIndex)
+	idxParam := ParamAppInstanceIndex // where idx comes from, for errors
+	if inst, ok := single(q, ParamAppInstance); ok {
 		g, i, found := strings.Cut(inst, ":")
 		if !found {
 			return Params{}, false, fmt.Errorf("query parameter %s must be <app_guid>:<index>", ParamAppInstance)
@@ -128,7 +169,27 @@ func Parse(q url.Values) (p Params, ok bool, err error) {
 		if hasIdx && i != idx {
 			return Params{}, false, fmt.Errorf("query parameters %s and %s name different instances", ParamAppInstanceIndex, ParamAppInstance)
 		}
+		if !hasIdx {
+			idxParam = ParamAppInstance
+		}
 		guid, idx, hasGUID, hasIdx = g, i, true, true
+	}
+	var process string
+	if inst, ok := single(q, ParamProcessInstance); ok {
+		g, i, found := strings.Cut(inst, ":")
+		if !found {
+			return Params{}, false, fmt.Errorf("query parameter %s must be <process_guid>:<index>", ParamProcessInstance)
+		}
+		if hasIdx && i != idx {
+			return Params{}, false, fmt.Errorf("query parameters %s and %s name different instances", ParamAppInstanceIndex, ParamProcessInstance)
+		}
+		if !ValidGUID(g) {
+			return Params{}, false, fmt.Errorf("query parameter %s: %w", ParamProcessInstance, ErrInvalidGUID)
+		}
+		if !hasIdx {
+			idxParam = ParamProcessInstance
+		}
+		process, idx, hasIdx = g, i, true
 	}
 	if !hasGUID {
 		return Params{}, false, fmt.Errorf("query parameter %s is missing", ParamAppGUID)
@@ -143,16 +204,67 @@ func Parse(q url.Values) (p Params, ok bool, err error) {
 	}
 	n, err := parseIndex(idx)
 	if err != nil {
-		return Params{}, false, fmt.Errorf("query parameter %s: %w", ParamAppInstanceIndex, err)
+		return Params{}, false, fmt.Errorf("query parameter %s: %w", idxParam, err)
 	}
-	return Params{AppGUID: guid, Index: n}, true, nil
+	return Params{AppGUID: guid, Index: n, ProcessGUID: process}, true, nil
 }
 
 // Strip removes the scrape parameters from q, leaving any others.
 func Strip(q url.Values) {
-	q.Del(ParamAppGUID)
-	q.Del(ParamAppInstance)
-	q.Del(ParamAppInstanceIndex)
+	for _, name := range paramNames {
+		q.Del(name)
+	}
+}
+
+// Split separates a scrape URL's raw query into the scrape parameters,
+// decoded (for Parse), and the rest: the other fields as they were sent, in
+// their order and encoding, for the app. Raw spaces or control characters,
+// escapes of control characters, malformed escapes and semicolons are
+// errors; none of them can reach a request line, a header or a log.
+func Split(rawQuery string) (params url.Values, rest string, err error) {
+	params = make(url.Values, len(paramNames))
+	var kept strings.Builder
+	for raw := rawQuery; raw != ""; {
+		var field string
+		field, raw, _ = strings.Cut(raw, "&")
+		if field == "" {
+			continue
+		}
+		if strings.ContainsFunc(field, func(r rune) bool { return r == ' ' || isControl(r) }) {
+			return nil, "", errors.New("control character or space in the query")
+		}
+		if strings.Contains(field, ";") {
+			return nil, "", errors.New("semicolon in the query")
+		}
+		rawKey, rawValue, _ := strings.Cut(field, "=")
+		key, err := url.QueryUnescape(rawKey)
+		if err != nil {
+			return nil, "", fmt.Errorf("malformed query: %w", err)
+		}
+		value, err := url.QueryUnescape(rawValue)
+		if err != nil {
+			// Only the bad escape is quoted: the value may be a token.
+			return nil, "", fmt.Errorf("malformed query parameter %.64q: %w", key, err)
+		}
+		if strings.ContainsFunc(key, isControl) || strings.ContainsFunc(value, isControl) {
+			return nil, "", fmt.Errorf("control character in query parameter %.64q", key)
+		}
+		if slices.Contains(paramNames[:], key) {
+			params[key] = append(params[key], value)
+			continue
+		}
+		if kept.Len() > 0 {
+			kept.WriteByte('&')
+		}
+		kept.WriteString(field)
+	}
+	return params, kept.String(), nil
+}
+
+// isControl reports whether r is an ASCII control character (CR, LF, NUL,
+// DEL, ...).
+func isControl(r rune) bool {
+	return r < 0x20 || r == 0x7f
 }
 
 func single(q url.Values, name string) (string, bool) {
