@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"slices"
 	"strings"
 )
 
@@ -32,8 +33,8 @@ func ParseAllowList(entries []string) (AllowList, error) {
 		switch {
 		case name == "":
 			continue
-		case isIP(name):
-			a.exact = append(a.exact, canonicalIP(name))
+		case net.ParseIP(name) != nil:
+			a.exact = append(a.exact, net.ParseIP(name).String())
 		case !validHostname(name):
 			bad = append(bad, fmt.Sprintf("%q", e))
 		case !strings.Contains(name, "."):
@@ -55,32 +56,12 @@ func ParseAllowList(entries []string) (AllowList, error) {
 // carry a port) is on the list.
 func (a AllowList) Allows(hostport string) bool {
 	host := hostOnly(hostport)
-	if host == "" {
-		return false
+	if ip := net.ParseIP(host); ip != nil {
+		return slices.Contains(a.exact, ip.String())
 	}
-	if isIP(host) {
-		host = canonicalIP(host)
-		for _, e := range a.exact {
-			if e == host {
-				return true
-			}
-		}
-		return false
-	}
-	if !validHostname(host) {
-		return false
-	}
-	for _, e := range a.exact {
-		if e == host {
-			return true
-		}
-	}
-	for _, d := range a.domains {
-		if host == d || (len(host) > len(d) && host[len(host)-len(d)-1] == '.' && host[len(host)-len(d):] == d) {
-			return true
-		}
-	}
-	return false
+	return validHostname(host) && (slices.Contains(a.exact, host) || slices.ContainsFunc(a.domains, func(d string) bool {
+		return host == d || strings.HasSuffix(host, d) && host[len(host)-len(d)-1] == '.'
+	}))
 }
 
 // String lists the entries, for logs.
@@ -102,14 +83,6 @@ func hostOnly(hostport string) string {
 		host = host[:i]
 	}
 	return strings.ToLower(strings.TrimSuffix(host, "."))
-}
-
-func isIP(s string) bool {
-	return net.ParseIP(s) != nil
-}
-
-func canonicalIP(s string) string {
-	return net.ParseIP(s).String()
 }
 
 // validHostname accepts lower-case LDH names with dots; underscores are

@@ -128,18 +128,6 @@ func (p Params) SetHeaders(h http.Header) {
 	}
 }
 
-// AppendHeader appends the Headers of p to b in HTTP/1.1 form ("Name:
-// value" and CRLF each), for a proxy that writes its request header itself.
-func (p Params) AppendHeader(b []byte) []byte {
-	for _, f := range p.Headers() {
-		b = append(b, http.CanonicalHeaderKey(f.Name)...)
-		b = append(b, ": "...)
-		b = append(b, f.Value...)
-		b = append(b, "\r\n"...)
-	}
-	return b
-}
-
 // Parse reads the scrape parameters from a scrape URL's query.
 // It returns ok=false and no error when none of them is present (a plain
 // request to forward as it is), and an error when any is present but
