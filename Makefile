@@ -47,7 +47,7 @@ endif
 fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzRender$$' -fuzztime $(FUZZ_SLOW) ./targets/
 	$(GO) test -run '^$$' -fuzz '^FuzzParse$$' -fuzztime $(FUZZ_FAST) ./scrape/
-	$(GO) test -run '^$$' -fuzz '^FuzzSplit$$' -fuzztime $(FUZZ_FAST) ./scrape/
+	$(GO) test -run '^$$' -fuzz '^FuzzParseQuery$$' -fuzztime $(FUZZ_FAST) ./scrape/
 	$(GO) test -run '^$$' -fuzz '^FuzzValidGUID$$' -fuzztime $(FUZZ_FAST) ./scrape/
 	$(GO) test -run '^$$' -fuzz '^FuzzParseVCAPServices$$' -fuzztime $(FUZZ_FAST) ./config/
 	$(GO) test -run '^$$' -fuzz '^FuzzBind$$' -fuzztime $(FUZZ_SLOW) ./broker/

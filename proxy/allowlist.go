@@ -56,8 +56,10 @@ func ParseAllowList(entries []string) (AllowList, error) {
 // carry a port) is on the list.
 func (a AllowList) Allows(hostport string) bool {
 	host := hostOnly(hostport)
-	if ip := net.ParseIP(host); ip != nil {
-		return slices.Contains(a.exact, ip.String())
+	if mayBeIP(host) {
+		if ip := net.ParseIP(host); ip != nil {
+			return slices.Contains(a.exact, ip.String())
+		}
 	}
 	return validHostname(host) && (slices.Contains(a.exact, host) || slices.ContainsFunc(a.domains, func(d string) bool {
 		return host == d || strings.HasSuffix(host, d) && host[len(host)-len(d)-1] == '.'
@@ -83,6 +85,12 @@ func hostOnly(hostport string) string {
 		host = host[:i]
 	}
 	return strings.ToLower(strings.TrimSuffix(host, "."))
+}
+
+// mayBeIP reports whether host could be an IP literal, which ends in a
+// digit or holds a colon: it spares most host names a failed parse.
+func mayBeIP(host string) bool {
+	return host != "" && (host[len(host)-1] >= '0' && host[len(host)-1] <= '9' || strings.Contains(host, ":"))
 }
 
 // validHostname accepts lower-case LDH names with dots; underscores are

@@ -41,8 +41,7 @@ func (p *Proxy) serve(ctx *fasthttp.RequestCtx) {
 	target := h.RequestURI()
 	switch {
 	case h.IsConnect():
-		// Prometheus tunnels only https scrapes, whose query the proxy
-		// could not read; the scrape job must use scheme: http.
+		// Prometheus tunnels https scrapes, whose query the proxy cannot read.
 		p.reject(ctx, http.StatusMethodNotAllowed, OutcomeRejectedMethod, "CONNECT is not supported: scrape with scheme: http", nil)
 	case !h.IsGet() && !h.IsHead():
 		p.reject(ctx, http.StatusMethodNotAllowed, OutcomeRejectedMethod, "method "+string(h.Method())+" is not allowed: only GET and HEAD", nil)
@@ -90,28 +89,19 @@ func (p *Proxy) forward(ctx *fasthttp.RequestCtx, target []byte) {
 	case strings.ContainsFunc(string(u.Path()), isControl):
 		p.reject(ctx, http.StatusBadRequest, OutcomeRejectedParams, "control character in the URL path", u)
 	default:
-		params, query, err := scrape.Split(string(u.QueryString()))
+		sp, ok, query, err := scrape.ParseQuery(string(u.QueryString()))
 		if err != nil {
 			p.reject(ctx, http.StatusBadRequest, OutcomeRejectedParams, err.Error(), u)
 			return
 		}
-		sp, ok, err := scrape.Parse(params)
-		if err != nil {
-			p.reject(ctx, http.StatusBadRequest, OutcomeRejectedParams, err.Error(), u)
-			return
-		}
-		var headers []scrape.Header
-		if ok {
-			headers = sp.Headers()
-		}
-		p.exchange(ctx, u, query, headers)
+		p.exchange(ctx, u, query, sp, ok)
 	}
 }
 
 // exchange sends the checked scrape upstream (the path as sent, query
 // without the scrape parameters, with their headers) and answers with the
 // upstream's response, or 502.
-func (p *Proxy) exchange(ctx *fasthttp.RequestCtx, u *fasthttp.URI, query string, headers []scrape.Header) {
+func (p *Proxy) exchange(ctx *fasthttp.RequestCtx, u *fasthttp.URI, query string, sp scrape.Params, hasParams bool) {
 	req := fasthttp.AcquireRequest()
 	defer fasthttp.ReleaseRequest(req)
 	resp := fasthttp.AcquireResponse()
@@ -130,8 +120,10 @@ func (p *Proxy) exchange(ctx *fasthttp.RequestCtx, u *fasthttp.URI, query string
 			req.Header.SetBytesV(name, v)
 		}
 	}
-	for _, f := range headers {
-		req.Header.Set(f.Name, f.Value)
+	if hasParams {
+		for _, f := range sp.Headers() {
+			req.Header.Set(f.Name, f.Value)
+		}
 	}
 	resp.Header.SetNoDefaultContentType(true)
 
@@ -245,6 +237,9 @@ func writeText(ctx *fasthttp.RequestCtx, status int, text string) {
 // upstreamHost is the scrape URL's host (lower case already) without a
 // trailing dot, port kept: the name the router knows the route by.
 func upstreamHost(hostport string) string {
+	if !strings.HasSuffix(hostport, ".") && !strings.Contains(hostport, ".:") {
+		return hostport
+	}
 	host, port := hostport, ""
 	if i := strings.LastIndexByte(hostport, ':'); i >= 0 && !strings.HasSuffix(hostport, "]") {
 		host, port = hostport[:i], hostport[i:]

@@ -40,14 +40,12 @@ type Options struct {
 	// the system roots. The server name is always set per connection from
 	// the scrape URL.
 	TLSConfig *tls.Config
-	// Timeout bounds each upstream exchange, body included; zero means
-	// DefaultTimeout. A scrape that carries Prometheus'
-	// X-Prometheus-Scrape-Timeout-Seconds is given up on when that timeout
-	// has passed, if it is shorter.
+	// Timeout bounds each upstream exchange, body included (zero means
+	// DefaultTimeout), and a scrape's own X-Prometheus-Scrape-Timeout-Seconds
+	// bounds it too.
 	Timeout time.Duration
-	// MaxBodyBytes bounds an upstream response body (which the proxy reads
-	// whole before answering); a larger one is answered with 502. Zero
-	// means DefaultMaxBodyBytes.
+	// MaxBodyBytes bounds an upstream response body, read whole before
+	// answering: a larger one gets 502. Zero means DefaultMaxBodyBytes.
 	MaxBodyBytes int
 	// Registerer receives the proxy's metrics; nil means they are not
 	// exported.
@@ -64,19 +62,16 @@ type Options struct {
 const DefaultTimeout = time.Minute
 
 // DefaultMaxBodyBytes is the default of Options.MaxBodyBytes: far above
-// what an app's metrics endpoint answers (Prometheus asks for gzip), and
-// small enough that a handful of runaway answers at once cannot exhaust
-// the host.
+// an app's metrics (gzipped), far below what would exhaust the host.
 const DefaultMaxBodyBytes = 32 << 20
 
-// Server limits for client connections. Prometheus reuses its connection
-// to the proxy from one scrape to the next.
+// Server limits for client connections.
 const (
 	// MaxHeaderBytes bounds a client's request line and header together
 	// (the server's read buffer). A scrape's are a few hundred bytes.
 	MaxHeaderBytes = 16 << 10
-	// MaxRequestURI is the longest request target the proxy forwards. The
-	// CF router's own front proxy refuses request lines over about 8 KB.
+	// MaxRequestURI is the longest request target the proxy forwards, as
+	// the CF router's front proxy allows.
 	MaxRequestURI = 8 << 10
 	// maxRequestBody bounds what the server reads of a request body before
 	// refusing the request: a scrape has none.
@@ -86,9 +81,8 @@ const (
 	writeTimeout   = 15 * time.Second
 )
 
-// Proxy is paas-proxy. Served by its Server, it forwards absolute-form
-// requests as scrapes, and answers origin-form GET /health and GET /metrics
-// for itself.
+// Proxy is paas-proxy. Its Server forwards absolute-form requests as
+// scrapes, and answers origin-form GET /health and GET /metrics itself.
 type Proxy struct {
 	allow   AllowList
 	scheme  string

@@ -6,24 +6,22 @@ import (
 	"errors"
 	"io"
 	"net"
+	"os"
 	"syscall"
 	"time"
 
 	"github.com/valyala/fasthttp"
 )
 
-// Upstream connection pool. A Prometheus host scrapes each app instance
-// every scrape interval over the app's route; keeping connections open
-// between scrapes saves a TCP and TLS handshake per scrape.
+// Upstream connections, kept from one scrape to the next: a scrape costs
+// no TCP or TLS handshake.
 const (
-	dialTimeout         = 5 * time.Second
-	handshakeTimeout    = 5 * time.Second
-	maxConnsPerHost     = 512
-	idleConnTimeout     = 90 * time.Second
-	tlsSessionCacheSize = 1024
-	// maxResponseHeaderBytes bounds an upstream's response header (the
-	// client's read buffer).
-	maxResponseHeaderBytes = 64 << 10
+	dialTimeout            = 5 * time.Second
+	handshakeTimeout       = 5 * time.Second
+	maxConnsPerHost        = 512
+	idleConnTimeout        = 90 * time.Second
+	tlsSessionCacheSize    = 1024
+	maxResponseHeaderBytes = 64 << 10 // the client's read buffer
 )
 
 // newClient returns the upstream client: fasthttp's, with a pool of
@@ -64,9 +62,9 @@ func newClient(o Options) *fasthttp.Client {
 	}
 }
 
-// retryable reports whether err means that the connection was closed or
-// unusable before any byte of a response: a pooled connection the upstream
-// closed while it was idle. GET and HEAD are safe to send again.
+// retryable reports whether err means that a pooled connection was found
+// closed or unusable before any byte of a response: GET and HEAD are then
+// sent again on a new one.
 func retryable(err error) bool {
 	return errors.Is(err, errUnusable) || errors.Is(err, io.EOF) ||
 		errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE)
@@ -93,17 +91,18 @@ func (d *dialer) dialTimeout(hostport string, timeout time.Duration) (net.Conn, 
 	if err != nil {
 		return nil, err
 	}
-	c := &upstreamConn{Conn: nc}
+	sock := &socket{Conn: nc}
 	if sc, ok := nc.(syscall.Conn); ok {
-		c.raw, _ = sc.SyscallConn()
+		sock.raw, _ = sc.SyscallConn()
 	}
+	c := &upstreamConn{Conn: sock, sock: sock}
 	if d.tls == nil {
 		return c, nil
 	}
 	host, _, _ := net.SplitHostPort(hostport) // fasthttp adds the port
 	config := d.tls.Clone()
 	config.ServerName = host
-	tc := tls.Client(nc, config)
+	tc := tls.Client(sock, config)
 	hctx, hcancel := context.WithTimeout(ctx, handshakeTimeout)
 	defer hcancel()
 	if err := tc.HandshakeContext(hctx); err != nil {
@@ -118,9 +117,6 @@ func (d *dialer) dialTimeout(hostport string, timeout time.Duration) (net.Conn, 
 // has unread bytes or was closed by the upstream.
 var errUnusable = errors.New("upstream connection closed, or with bytes no request asked for")
 
-// aLongTimeAgo is a deadline in the past: a read with it returns at once.
-var aLongTimeAgo = time.Unix(1, 0)
-
 // upstreamConn is an upstream connection (over TLS, already handshaken, or
 // plain TCP) that refuses to carry a request while bytes no request asked
 // for wait on it, or once the upstream has closed it. fasthttp's client
@@ -129,10 +125,11 @@ var aLongTimeAgo = time.Unix(1, 0)
 // next scrape on the connection, which may be another app's. (net/http's
 // client and nginx watch their idle connections for the same reason.)
 type upstreamConn struct {
-	net.Conn           // the TLS connection, or the TCP one
+	net.Conn           // the TLS connection, or the socket
 	tls      *tls.Conn // nil over plain http
-	raw      syscall.RawConn
+	sock     *socket
 	answered bool // a response has been read since the last request
+	probe    [1]byte
 }
 
 // Handshake tells the client that the TLS handshake is done (in dial).
@@ -160,26 +157,40 @@ func (c *upstreamConn) Write(b []byte) (int, error) {
 // already nor bytes in the socket.
 func (c *upstreamConn) clean() bool {
 	if c.tls != nil {
-		_ = c.tls.SetReadDeadline(aLongTimeAgo)
-		var b [1]byte
-		n, err := c.tls.Read(b[:])
-		_ = c.tls.SetReadDeadline(time.Time{})
-		var ne net.Error
-		if n > 0 || !errors.As(err, &ne) || !ne.Timeout() {
+		// A read of what the TLS layer holds, with the socket closed to it.
+		c.sock.probing = true
+		n, err := c.tls.Read(c.probe[:])
+		c.sock.probing = false
+		if n > 0 || !errors.Is(err, os.ErrDeadlineExceeded) {
 			return false
 		}
 	}
-	if c.raw == nil {
+	if c.sock.raw == nil {
 		return true
 	}
 	clean := false
-	err := c.raw.Read(func(fd uintptr) bool {
-		var b [1]byte
-		_, _, err := syscall.Recvfrom(int(fd), b[:], syscall.MSG_PEEK|syscall.MSG_DONTWAIT)
+	err := c.sock.raw.Read(func(fd uintptr) bool {
+		_, _, err := syscall.Recvfrom(int(fd), c.probe[:], syscall.MSG_PEEK|syscall.MSG_DONTWAIT)
 		// EAGAIN: nothing to read. Otherwise bytes, the upstream's
 		// close (0 bytes and no error), or a failed connection.
 		clean = errors.Is(err, syscall.EAGAIN)
 		return true
 	})
 	return clean && err == nil
+}
+
+// socket is the TCP connection of an upstreamConn. While probing, a read
+// fails at once with a timeout, which the TLS layer takes for a passing
+// failure.
+type socket struct {
+	net.Conn
+	raw     syscall.RawConn
+	probing bool
+}
+
+func (s *socket) Read(b []byte) (int, error) {
+	if s.probing {
+		return 0, os.ErrDeadlineExceeded
+	}
+	return s.Conn.Read(b)
 }

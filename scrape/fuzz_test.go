@@ -43,54 +43,63 @@ func FuzzParse(f *testing.F) {
 	})
 }
 
-// FuzzSplit checks Split against url.ParseQuery: what it accepts,
-// ParseQuery reads the same way, the scrape parameters all in params and
-// none in rest, every other field kept in rest in its order, and nothing
-// in either that could break a request line or a header.
-func FuzzSplit(f *testing.F) {
+// FuzzParseQuery checks ParseQuery against url.ParseQuery and Parse: what
+// it accepts, they read the same way, with the scrape parameters all apart
+// and every other field kept in rest in its order; what Parse refuses, it
+// refuses; and nothing in rest could break a request line.
+func FuzzParseQuery(f *testing.F) {
 	f.Add("format=prom&cf_app_guid=6b5f1a2e-0c3d-4e5f-8a9b-0c1d2e3f4a5b&name%5B%5D=a+b&cf_app_instance_index=7&empty=")
 	f.Add("cf%5fprocess%5finstance=x%3A1&&x")
 	f.Add("x=a%0d%0ab")
 	f.Add("x=%zz;y")
 	f.Fuzz(func(t *testing.T, raw string) {
-		params, rest, err := scrape.Split(raw)
+		p, ok, rest, err := scrape.ParseQuery(raw)
+		all, qerr := url.ParseQuery(raw)
 		if err != nil {
+			// Refused for what Parse refuses, or for a control character
+			// or space, raw or escaped, which url.ParseQuery lets through.
+			_, _, perr := scrape.Parse(all)
+			if qerr == nil && perr == nil && !strings.ContainsFunc(raw, controlOrSpace) && !strings.ContainsFunc(strings.Join(flatten(all), ""), control) {
+				t.Fatalf("ParseQuery refused %q (%v), which url.ParseQuery and Parse accept", raw, err)
+			}
 			return
 		}
-		all, err := url.ParseQuery(raw)
-		if err != nil {
-			t.Fatalf("Split accepted %q, which url.ParseQuery refuses: %v", raw, err)
+		if qerr != nil {
+			t.Fatalf("ParseQuery accepted %q, which url.ParseQuery refuses: %v", raw, qerr)
+		}
+		if wantP, wantOK, perr := scrape.Parse(all); perr != nil || wantP != p || wantOK != ok {
+			t.Fatalf("ParseQuery(%q) = %+v, %v; Parse says %+v, %v, %v", raw, p, ok, wantP, wantOK, perr)
 		}
 		others, err := url.ParseQuery(rest)
 		if err != nil {
 			t.Fatalf("rest %q of %q does not parse: %v", rest, raw, err)
 		}
+		scrape.Strip(all)
+		if len(all) != len(others) {
+			t.Fatalf("rest %q of %q holds %q, want %q", rest, raw, others, all)
+		}
 		for name, values := range all {
-			got := others[name]
-			if slices.Contains(scrapeParams, name) {
-				if len(got) > 0 {
-					t.Fatalf("scrape parameter %q left in rest %q of %q", name, rest, raw)
-				}
-				got = params[name]
-			}
-			if !slices.Equal(got, values) {
-				t.Fatalf("%q: %q, url.ParseQuery says %q (from %q)", name, got, values, raw)
+			if !slices.Equal(others[name], values) {
+				t.Fatalf("%q: %q in rest %q, %q in %q", name, others[name], rest, values, raw)
 			}
 		}
-		if strings.ContainsFunc(rest, func(r rune) bool { return r <= ' ' || r == 0x7f }) {
+		if strings.ContainsFunc(rest, controlOrSpace) {
 			t.Fatalf("rest %q of %q has a space or control character", rest, raw)
-		}
-		for _, values := range params {
-			for _, v := range values {
-				if strings.ContainsAny(v, "\r\n\x00") {
-					t.Fatalf("parameter %q with control characters from %q", v, raw)
-				}
-			}
 		}
 	})
 }
 
-var scrapeParams = []string{scrape.ParamAppGUID, scrape.ParamAppInstance, scrape.ParamAppInstanceIndex, scrape.ParamProcessInstance}
+func control(r rune) bool        { return r < ' ' || r == 0x7f }
+func controlOrSpace(r rune) bool { return r == ' ' || control(r) }
+
+// flatten lists the names and values of q.
+func flatten(q url.Values) []string {
+	var out []string
+	for name, values := range q {
+		out = append(append(out, name), values...)
+	}
+	return out
+}
 
 // guidPattern is the 8-4-4-4-12 form ValidGUID checks, as a regular
 // expression to check it against.

@@ -112,12 +112,12 @@ type Header struct{ Name, Value string }
 // expect for p: the instance the router routes on, its copy, and the bearer
 // token. A process instance is sent without the app instance header, which
 // the router would read instead.
-func (p Params) Headers() []Header {
+func (p Params) Headers() [3]Header {
 	name, copyName, instance := HeaderAppInstance, HeaderAppInstanceCopy, p.Instance()
 	if p.ProcessGUID != "" {
 		name, copyName, instance = HeaderProcessInstance, HeaderProcessInstanceCopy, p.ProcessInstance()
 	}
-	return []Header{{name, instance}, {copyName, instance}, {"Authorization", "Bearer " + p.AppGUID}}
+	return [3]Header{{name, instance}, {copyName, instance}, {"Authorization", "Bearer " + p.AppGUID}}
 }
 
 // SetHeaders sets the Headers of p on h, replacing any values h already has
@@ -133,20 +133,97 @@ func (p Params) SetHeaders(h http.Header) {
 // request to forward as it is), and an error when any is present but
 // malformed or inconsistent with the others.
 func Parse(q url.Values) (p Params, ok bool, err error) {
+	var v values
+	for i, name := range paramNames {
+		for _, x := range q[name] {
+			v.add(i, x)
+		}
+	}
+	return v.parse()
+}
+
+// ParseQuery reads the scrape parameters of a scrape URL's raw query, as
+// Parse does, and returns the rest of the query: the other fields as they
+// were sent, in their order and encoding, for the app. Raw spaces or
+// control characters, escapes of control characters, malformed escapes and
+// semicolons are errors; none of them can reach a request line, a header
+// or a log.
+func ParseQuery(rawQuery string) (p Params, ok bool, rest string, err error) {
+	var v values
+	var kept strings.Builder
+	for raw := rawQuery; raw != ""; {
+		var field string
+		field, raw, _ = strings.Cut(raw, "&")
+		if field == "" {
+			continue
+		}
+		for i := 0; i < len(field); i++ {
+			if c := field[i]; c <= ' ' || c == 0x7f || c == ';' {
+				return Params{}, false, "", errors.New("control character, space or semicolon in the query")
+			}
+		}
+		rawKey, rawValue, _ := strings.Cut(field, "=")
+		key, err := url.QueryUnescape(rawKey)
+		if err != nil {
+			return Params{}, false, "", fmt.Errorf("malformed query: %w", err)
+		}
+		value, err := url.QueryUnescape(rawValue)
+		if err != nil {
+			// Only the bad escape is quoted: the value may be a token.
+			return Params{}, false, "", fmt.Errorf("malformed query parameter %.64q: %w", key, err)
+		}
+		if hasControl(key) || hasControl(value) {
+			return Params{}, false, "", fmt.Errorf("control character in query parameter %.64q", key)
+		}
+		if i := slices.Index(paramNames[:], key); i >= 0 {
+			v.add(i, value)
+			continue
+		}
+		if kept.Len() > 0 {
+			kept.WriteByte('&')
+		}
+		kept.WriteString(field)
+	}
+	if p, ok, err = v.parse(); err != nil {
+		return Params{}, false, "", err
+	}
+	return p, ok, kept.String(), nil
+}
+
+// values holds the first value of each of paramNames in a query, and how
+// many it has.
+type values [len(paramNames)]struct {
+	first string
+	n     int
+}
+
+func (v *values) add(i int, value string) {
+	if v[i].n == 0 {
+		v[i].first = value
+	}
+	v[i].n++
+}
+
+func (v *values) get(name string) (string, bool) {
+	i := slices.Index(paramNames[:], name)
+	return v[i].first, v[i].n > 0
+}
+
+func (v *values) parse() (p Params, ok bool, err error) {
 	found := false
-	for _, name := range paramNames {
-		if len(q[name]) > 1 {
+	for i, name := range paramNames {
+		if v[i].n > 1 {
 			return Params{}, false, fmt.Errorf("query parameter %s is repeated", name)
 		}
-		found = found || len(q[name]) > 0
+		found = found || v[i].n > 0
 	}
 	if !found {
 		return Params{}, false, nil
 	}
-	guid, hasGUID := single(q, ParamAppGUID)
-	idx, hasIdx := single(q, ParamAppInstanceIndex)
+	guid, hasGUID := v.get(ParamAppGUID)
+	idx, hasIdx := v.get(ParamAppInstanceIndex)
 	idxParam := ParamAppInstanceIndex // where idx comes from, for errors
-	if inst, ok := single(q, ParamAppInstance); ok {
+	if inst, ok := v.get(ParamAppInstance); ok {
 		g, i, found := strings.Cut(inst, ":")
 		if !found {
 			return Params{}, false, fmt.Errorf("query parameter %s must be <app_guid>:<index>", ParamAppInstance)
@@ -163,7 +240,7 @@ func Parse(q url.Values) (p Params, ok bool, err error) {
 		guid, idx, hasGUID, hasIdx = g, i, true, true
 	}
 	var process string
-	if inst, ok := single(q, ParamProcessInstance); ok {
+	if inst, ok := v.get(ParamProcessInstance); ok {
 		g, i, found := strings.Cut(inst, ":")
 		if !found {
 			return Params{}, false, fmt.Errorf("query parameter %s must be <process_guid>:<index>", ParamProcessInstance)
@@ -204,63 +281,15 @@ func Strip(q url.Values) {
 	}
 }
 
-// Split separates a scrape URL's raw query into the scrape parameters,
-// decoded (for Parse), and the rest: the other fields as they were sent, in
-// their order and encoding, for the app. Raw spaces or control characters,
-// escapes of control characters, malformed escapes and semicolons are
-// errors; none of them can reach a request line, a header or a log.
-func Split(rawQuery string) (params url.Values, rest string, err error) {
-	params = make(url.Values, len(paramNames))
-	var kept strings.Builder
-	for raw := rawQuery; raw != ""; {
-		var field string
-		field, raw, _ = strings.Cut(raw, "&")
-		if field == "" {
-			continue
+// hasControl reports whether s holds an ASCII control character (CR, LF,
+// NUL, DEL, ...).
+func hasControl(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] < 0x20 || s[i] == 0x7f {
+			return true
 		}
-		if strings.ContainsFunc(field, func(r rune) bool { return r == ' ' || isControl(r) }) {
-			return nil, "", errors.New("control character or space in the query")
-		}
-		if strings.Contains(field, ";") {
-			return nil, "", errors.New("semicolon in the query")
-		}
-		rawKey, rawValue, _ := strings.Cut(field, "=")
-		key, err := url.QueryUnescape(rawKey)
-		if err != nil {
-			return nil, "", fmt.Errorf("malformed query: %w", err)
-		}
-		value, err := url.QueryUnescape(rawValue)
-		if err != nil {
-			// Only the bad escape is quoted: the value may be a token.
-			return nil, "", fmt.Errorf("malformed query parameter %.64q: %w", key, err)
-		}
-		if strings.ContainsFunc(key, isControl) || strings.ContainsFunc(value, isControl) {
-			return nil, "", fmt.Errorf("control character in query parameter %.64q", key)
-		}
-		if slices.Contains(paramNames[:], key) {
-			params[key] = append(params[key], value)
-			continue
-		}
-		if kept.Len() > 0 {
-			kept.WriteByte('&')
-		}
-		kept.WriteString(field)
 	}
-	return params, kept.String(), nil
-}
-
-// isControl reports whether r is an ASCII control character (CR, LF, NUL,
-// DEL, ...).
-func isControl(r rune) bool {
-	return r < 0x20 || r == 0x7f
-}
-
-func single(q url.Values, name string) (string, bool) {
-	v, ok := q[name]
-	if !ok || len(v) == 0 {
-		return "", false
-	}
-	return v[0], true
+	return false
 }
 
 // maxIndex bounds instance indexes well above any CF quota, so that a

@@ -51,15 +51,15 @@ var _ = Describe("The scrape contract", func() {
 	)
 
 	DescribeTable("the headers the router and the app need",
-		func(p scrape.Params, want []scrape.Header) {
+		func(p scrape.Params, want [3]scrape.Header) {
 			Expect(p.Headers()).To(Equal(want))
 		},
-		Entry("an app instance: X-CF-APP-INSTANCE", params, []scrape.Header{
+		Entry("an app instance: X-CF-APP-INSTANCE", params, [3]scrape.Header{
 			{Name: "X-CF-APP-INSTANCE", Value: guid + ":2"},
 			{Name: "XX-CF-APP-INSTANCE", Value: guid + ":2"},
 			{Name: "Authorization", Value: "Bearer " + guid},
 		}),
-		Entry("a process instance: X-CF-PROCESS-INSTANCE instead, the router reading it only without the app header", processParams, []scrape.Header{
+		Entry("a process instance: X-CF-PROCESS-INSTANCE instead, the router reading it only without the app header", processParams, [3]scrape.Header{
 			{Name: "X-CF-PROCESS-INSTANCE", Value: process + ":2"},
 			{Name: "XX-CF-PROCESS-INSTANCE", Value: process + ":2"},
 			{Name: "Authorization", Value: "Bearer " + guid},
@@ -128,33 +128,36 @@ var _ = Describe("The scrape contract", func() {
 		Entry("a repeated process instance", "cf_app_guid="+guid+"&cf_process_instance="+process+"%3A0&cf_process_instance="+process+"%3A0", nil, false, "repeated"),
 	)
 
-	DescribeTable("Split: the scrape parameters apart from the query forwarded upstream",
-		func(raw string, wantParams url.Values, wantRest string, problem string) {
-			params, rest, err := scrape.Split(raw)
+	DescribeTable("ParseQuery: the scrape parameters of a raw query, and the rest of it forwarded upstream",
+		func(raw string, want scrape.Params, wantOK bool, wantRest string, problem string) {
+			p, ok, rest, err := scrape.ParseQuery(raw)
 			if problem != "" {
 				Expect(err).To(MatchError(ContainSubstring(problem)))
 				Expect(err.Error()).NotTo(ContainSubstring(guid[:8]), "the guid is a bearer token")
 				return
 			}
 			Expect(err).NotTo(HaveOccurred())
-			Expect(params).To(Equal(wantParams))
+			Expect(ok).To(Equal(wantOK))
+			Expect(p).To(Equal(want))
 			Expect(rest).To(Equal(wantRest))
 		},
-		Entry("none", "", url.Values{}, "", ""),
-		Entry("other parameters only, kept as sent", "x=1&name%5B%5D=a+b&empty=&flag", url.Values{}, "x=1&name%5B%5D=a+b&empty=&flag", ""),
+		Entry("none", "", scrape.Params{}, false, "", ""),
+		Entry("other parameters only, kept as sent", "x=1&name%5B%5D=a+b&empty=&flag", scrape.Params{}, false, "x=1&name%5B%5D=a+b&empty=&flag", ""),
 		Entry("scrape parameters only", "cf_app_guid="+guid+"&cf_app_instance="+guid+"%3A0&cf_process_instance="+process+":0",
-			url.Values{"cf_app_guid": {guid}, "cf_app_instance": {guid + ":0"}, "cf_process_instance": {process + ":0"}}, "", ""),
+			scrape.Params{AppGUID: guid, ProcessGUID: process}, true, "", ""),
 		Entry("mixed: the others kept in order and encoding", "format=prom&cf_app_guid="+guid+"&name%5B%5D=a+b&cf_app_instance_index=7&empty=",
-			url.Values{"cf_app_guid": {guid}, "cf_app_instance_index": {"7"}}, "format=prom&name%5B%5D=a+b&empty=", ""),
-		Entry("an escaped parameter name", "cf%5Fapp%5Fguid="+guid+"&x=1", url.Values{"cf_app_guid": {guid}}, "x=1", ""),
-		Entry("repeated, kept for Parse to refuse", "cf_app_guid=a&cf_app_guid=b", url.Values{"cf_app_guid": {"a", "b"}}, "", ""),
-		Entry("empty fields dropped", "&&x=1&&", url.Values{}, "x=1", ""),
-		Entry("%0d%0a in a value", "x=a%0d%0ab", nil, "", `control character in query parameter "x"`),
-		Entry("%00 in a name", "x%00=1", nil, "", "control character in query parameter"),
-		Entry("%0a in a scrape parameter: neither it nor the token quoted", "cf_app_guid="+guid+"%0a", nil, "", `control character in query parameter "cf_app_guid"`),
-		Entry("a raw space", "x=a b", nil, "", "control character or space"),
-		Entry("a malformed escape", "x=%zz", nil, "", "malformed query"),
-		Entry("a malformed escape in a scrape parameter: the value not quoted", "cf_app_guid="+guid+"%zz", nil, "", "malformed query"),
-		Entry("a semicolon", "x=1;y=2", nil, "", "semicolon"),
+			scrape.Params{AppGUID: guid, Index: 7}, true, "format=prom&name%5B%5D=a+b&empty=", ""),
+		Entry("an escaped parameter name", "cf%5Fapp%5Fguid="+guid+"&x=1&cf_app_instance_index=2", scrape.Params{AppGUID: guid, Index: 2}, true, "x=1", ""),
+		Entry("empty fields dropped", "&&x=1&&", scrape.Params{}, false, "x=1", ""),
+		Entry("repeated", "cf_app_guid="+guid+"&cf_app_guid="+guid+"&cf_app_instance_index=0", nil, false, "", "repeated"),
+		Entry("malformed, as Parse says", "cf_app_guid="+guid+"&cf_app_instance_index=01", nil, false, "", "not an instance index"),
+		Entry("%0d%0a in a value", "x=a%0d%0ab", nil, false, "", `control character in query parameter "x"`),
+		Entry("%00 in a name", "x%00=1", nil, false, "", "control character in query parameter"),
+		Entry("%0a in a scrape parameter: neither it nor the token quoted", "cf_app_guid="+guid+"%0a", nil, false, "", `control character in query parameter "cf_app_guid"`),
+		Entry("a raw space", "x=a b", nil, false, "", "control character, space or semicolon"),
+		Entry("a raw CR", "x=a\rb", nil, false, "", "control character, space or semicolon"),
+		Entry("a malformed escape", "x=%zz", nil, false, "", "malformed query"),
+		Entry("a malformed escape in a scrape parameter: the value not quoted", "cf_app_guid="+guid+"%zz", nil, false, "", "malformed query"),
+		Entry("a semicolon", "x=1;y=2", nil, false, "", "semicolon"),
 	)
 })
