@@ -58,6 +58,13 @@ var _ = Describe("Retries", func() {
 		Expect(err).To(MatchError(cfapi.ErrUnavailable))
 		Expect(errors.Is(err, cfapi.ErrAppNotVisible)).To(BeFalse())
 		Expect(f.server.RequestsTo("/v3/apps/" + guid)).To(Equal(f.cfg.MaxAttempts))
+		Expect(err.Error()).To(ContainSubstring("answered 500"), "the last answer is reported")
+	})
+
+	It("does not retry a 404", func() {
+		_, err := f.cf.App(f.ctx, fakecf.GUID("app", 9999))
+		Expect(err).To(MatchError(cfapi.ErrAppNotVisible))
+		Expect(f.server.RequestsTo("/v3/apps/" + fakecf.GUID("app", 9999))).To(Equal(1))
 	})
 
 	It("answers ErrCFUnavailable for a truncated answer", func() {
@@ -94,6 +101,40 @@ var _ = Describe("Authentication", func() {
 		Expect(f.server.TokenRequests()).To(Equal(2))
 	})
 
+	It("renews a refused token once and sends the request once more", func() {
+		guid := fakecf.GUID("binding", 3)
+		f.server.RevokeTokens()
+		f.server.ResetCounts()
+		_, err := f.cf.Binding(f.ctx, guid)
+		Expect(err).NotTo(HaveOccurred())
+		Expect(f.server.RequestsTo("/v3/service_credential_bindings/" + guid)).To(Equal(2))
+		Expect(f.server.TokenRequests()).To(Equal(1))
+		Expect(f.server.Requests()).To(Equal(3))
+		Expect(cfRequests(f.reg, "/v3/service_credential_bindings/:guid", 401)).To(Equal(1.0))
+	})
+
+	It("renews a token refused to several requests in flight once", func() {
+		f.server.RevokeTokens()
+		f.server.ResetCounts()
+		_, err := f.cf.App(f.ctx, fakecf.GUID("app", 1))
+		Expect(err).NotTo(HaveOccurred())
+		Expect(f.server.TokenRequests()).To(Equal(1))
+		refused := cfRequests(f.reg, "/v3/apps/:guid", 401) + cfRequests(f.reg, "/v3/processes", 401) + cfRequests(f.reg, "/v3/routes", 401)
+		Expect(refused).To(BeNumerically(">=", 1))
+		Expect(f.server.APIRequests()).To(Equal(3+int(refused)), "each refused request is sent once more")
+	})
+
+	It("does not retry a request refused with a renewed token", func() {
+		guid := fakecf.GUID("binding", 3)
+		f.server.InjectFault(fakecf.Fault{Path: "/v3/service_credential_bindings/", Status: http.StatusUnauthorized})
+		f.server.ResetCounts()
+		_, err := f.cf.Binding(f.ctx, guid)
+		Expect(err).To(MatchError(cfapi.ErrUnavailable))
+		Expect(err.Error()).To(ContainSubstring("answered 401"))
+		Expect(f.server.RequestsTo("/v3/service_credential_bindings/" + guid)).To(Equal(2))
+		Expect(f.server.TokenRequests()).To(Equal(1))
+	})
+
 	Context("with client credentials", func() {
 		BeforeEach(func() {
 			f.cfg.Username, f.cfg.Password = "", ""
@@ -107,6 +148,16 @@ var _ = Describe("Authentication", func() {
 			}
 			Expect(f.server.TokenRequests()).To(Equal(1))
 		})
+
+		It("fetches a new token when CF refuses the old one", func() {
+			_, err := f.cf.App(f.ctx, fakecf.GUID("app", 1))
+			Expect(err).NotTo(HaveOccurred())
+			f.server.RevokeTokens()
+			f.server.ResetCounts()
+			_, err = f.cf.Binding(f.ctx, fakecf.GUID("binding", 3))
+			Expect(err).NotTo(HaveOccurred())
+			Expect(f.server.TokenRequests()).To(Equal(1))
+		})
 	})
 
 	It("refuses a wrong password at start", func() {
@@ -115,13 +166,15 @@ var _ = Describe("Authentication", func() {
 		Expect(err).To(HaveOccurred())
 	})
 
-	It("answers ErrCFUnavailable for wrong client credentials", func() {
+	It("answers ErrCFUnavailable for wrong client credentials, asking UAA once", func() {
 		f.cfg.Username, f.cfg.Password = "", ""
 		f.cfg.ClientID, f.cfg.ClientSecret = fakecf.DefaultClientID, "wrong"
 		client, err := cfapi.New(f.ctx, f.cfg)
 		Expect(err).NotTo(HaveOccurred())
-		_, err = client.App(f.ctx, fakecf.GUID("app", 1))
+		f.server.ResetCounts()
+		_, err = client.Binding(f.ctx, fakecf.GUID("binding", 3))
 		Expect(err).To(MatchError(cfapi.ErrUnavailable))
+		Expect(f.server.TokenRequests()).To(Equal(1))
 	})
 
 	It("requires credentials", func() {
