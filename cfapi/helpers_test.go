@@ -2,6 +2,9 @@ package cfapi_test
 
 import (
 	"context"
+	"encoding/json"
+	"net/http"
+	"net/http/httptest"
 	"strconv"
 	"time"
 
@@ -89,4 +92,53 @@ func useFakeCF() *fakeCF {
 		Expect(err).NotTo(HaveOccurred())
 	})
 	return f
+}
+
+// tamper changes what the fake CF API sees and says.
+type tamper struct {
+	// before, if set, sees each request before the fake does.
+	before func(r *http.Request)
+	// edit, if set, may rewrite the JSON body of each answer.
+	edit func(r *http.Request, body []byte) []byte
+}
+
+// tampered serves the fake CF API through t and returns the URL to give the
+// client. Token requests go to the fake itself, which the API root names as
+// UAA.
+func tampered(server *fakecf.Server, t tamper) string {
+	proxy := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		defer GinkgoRecover()
+		if t.before != nil {
+			t.before(r)
+		}
+		rec := httptest.NewRecorder()
+		server.Handler().ServeHTTP(rec, r)
+		body := rec.Body.Bytes()
+		if t.edit != nil {
+			body = t.edit(r, body)
+		}
+		for k, v := range rec.Header() {
+			w.Header()[k] = v
+		}
+		w.Header().Set("Content-Length", strconv.Itoa(len(body)))
+		w.WriteHeader(rec.Code)
+		_, _ = w.Write(body)
+	}))
+	DeferCleanup(proxy.Close)
+	return proxy.URL
+}
+
+// editPage rewrites the top-level keys of a listing's page; a body that is
+// not a JSON object stays as it is.
+func editPage(body []byte, edit func(page map[string]json.RawMessage)) []byte {
+	var page map[string]json.RawMessage
+	if json.Unmarshal(body, &page) != nil {
+		return body
+	}
+	edit(page)
+	out, err := json.Marshal(page)
+	if err != nil {
+		return body
+	}
+	return out
 }

@@ -2,6 +2,10 @@ package cfapi_test
 
 import (
 	"context"
+	"encoding/json"
+	"net/http"
+	"strings"
+	"sync/atomic"
 	"time"
 
 	. "github.com/onsi/ginkgo/v2"
@@ -13,8 +17,94 @@ import (
 	"github.com/alphagov/cf-app-discovery/targets"
 )
 
+var _ = Describe("Listings", func() {
+	f := useFakeCF()
+
+	// onPage1 edits page 1 of the listings of path.
+	onPage1 := func(path string, edit func(page map[string]json.RawMessage)) tamper {
+		return tamper{edit: func(r *http.Request, body []byte) []byte {
+			if r.URL.Path != path || r.URL.Query().Get("page") != "1" {
+				return body
+			}
+			return editPage(body, edit)
+		}}
+	}
+
+	DescribeTable("an answer that is not the whole listing is an error",
+		func(t func() tamper, why string) {
+			var err error
+			f.cfg.API = tampered(f.server, t())
+			f.cf, err = cfapi.New(f.ctx, f.cfg)
+			Expect(err).NotTo(HaveOccurred())
+			_, err = f.cf.App(f.ctx, fakecf.GUID("app", 1))
+			Expect(err).To(MatchError(cfapi.ErrUnavailable))
+			Expect(err.Error()).To(ContainSubstring(why))
+		},
+		Entry("a page without its included resources", func() tamper {
+			return onPage1("/v3/routes", func(page map[string]json.RawMessage) { delete(page, "included") })
+		}, "page 1 has no included resources"),
+		Entry("a page short of a resource", func() tamper {
+			return onPage1("/v3/processes", func(page map[string]json.RawMessage) {
+				var resources []json.RawMessage
+				Expect(json.Unmarshal(page["resources"], &resources)).To(Succeed())
+				page["resources"], _ = json.Marshal(resources[:len(resources)-1])
+			})
+		}, "0 of 1 resources read"),
+		Entry("a next link to another page than the next", func() tamper {
+			return onPage1("/v3/processes", func(page map[string]json.RawMessage) {
+				page["pagination"] = json.RawMessage(`{"total_results":1,"total_pages":3,"next":{"href":"http://127.0.0.1/v3/processes?page=3&per_page=5000"}}`)
+			})
+		}, "unexpected next link"),
+		Entry("a page whose resources are not a list", func() tamper {
+			return onPage1("/v3/routes", func(page map[string]json.RawMessage) { page["resources"] = json.RawMessage(`{}`) })
+		}, "malformed"),
+	)
+
+	It("reads what it does not know past", func() {
+		var err error
+		f.cfg.API = tampered(f.server, onPage1("/v3/routes", func(page map[string]json.RawMessage) {
+			page["a_future_key"] = json.RawMessage(`{"resources":[{"guid":"x"}],"included":null}`)
+		}))
+		f.cf, err = cfapi.New(f.ctx, f.cfg)
+		Expect(err).NotTo(HaveOccurred())
+		app, err := f.cf.App(f.ctx, fakecf.GUID("app", 1))
+		Expect(err).NotTo(HaveOccurred())
+		Expect(app.Routes).To(HaveLen(2))
+	})
+
+	It("reads each app's annotations", func() {
+		annotated := fakecf.GUID("app", 2)
+		var err error
+		f.cfg.API = tampered(f.server, tamper{edit: func(r *http.Request, body []byte) []byte {
+			if !strings.HasPrefix(r.URL.Path, "/v3/apps") {
+				return body
+			}
+			// Each app resource carries its own metadata: give app 2's
+			// annotations, leaving the others' empty.
+			var out []string
+			for i, part := range strings.Split(string(body), `"guid":"`+annotated+`"`) {
+				if i > 0 {
+					part = strings.Replace(part, `"annotations":{}`, `"annotations":{"prometheus.io/path":"/admin/metrics"}`, 1)
+				}
+				out = append(out, part)
+			}
+			return []byte(strings.Join(out, `"guid":"`+annotated+`"`))
+		}})
+		f.cf, err = cfapi.New(f.ctx, f.cfg)
+		Expect(err).NotTo(HaveOccurred())
+		want := map[string]string{"prometheus.io/path": "/admin/metrics"}
+		app, err := f.cf.App(f.ctx, annotated)
+		Expect(err).NotTo(HaveOccurred())
+		Expect(app.Annotations).To(Equal(want))
+		apps, err := f.cf.Apps(f.ctx, []string{annotated, fakecf.GUID("app", 3)})
+		Expect(err).NotTo(HaveOccurred())
+		Expect(apps[annotated].Annotations).To(Equal(want))
+		Expect(apps[fakecf.GUID("app", 3)].Annotations).To(BeEmpty())
+	})
+})
+
 // These specs share one platform of 12,000 apps: building it and paging
-// through it is the slow part.
+// through it is the slow part. The last ones change it.
 var _ = Describe("Listings at platform scale", Ordered, func() {
 	var (
 		ctx    context.Context
@@ -79,5 +169,50 @@ var _ = Describe("Listings at platform scale", Ordered, func() {
 		Expect(err).To(MatchError(cfapi.ErrUnavailable))
 		Expect(apps).To(BeNil())
 		Expect(server.RequestLog()).To(ContainElement(ContainSubstring("/v3/apps?include=space.organization&per_page=5000&page=2")))
+	})
+
+	Context("when apps are deleted while the apps are listed", func() {
+		// deletedApps counts the apps the specs below deleted, the last
+		// apps of the platform, none of them bound.
+		var deletedApps atomic.Int32
+		// deleting gives a client whose requests for page 2 of the apps
+		// each delete an app first, times times at most.
+		deleting := func(times int32) *cfapi.Client {
+			limit := deletedApps.Load() + times
+			cfg := cfg
+			cfg.API = tampered(server, tamper{before: func(r *http.Request) {
+				if r.URL.Path == "/v3/apps" && r.URL.Query().Get("page") == "2" && deletedApps.Load() < limit {
+					n := int(deletedApps.Add(1))
+					Expect(server.DeleteApp(fakecf.GUID("app", 12000-n))).To(Succeed())
+				}
+			}})
+			client, err := cfapi.New(ctx, cfg)
+			Expect(err).NotTo(HaveOccurred())
+			return client
+		}
+		firstPages := func() int {
+			n := 0
+			for _, line := range server.RequestLog() {
+				if strings.HasPrefix(line, "GET /v3/apps?") && strings.HasSuffix(line, "&page=1") {
+					n++
+				}
+			}
+			return n
+		}
+
+		It("reads the listing again", func() {
+			apps, err := deleting(1).Apps(ctx, bound)
+			Expect(err).NotTo(HaveOccurred())
+			Expect(apps).To(HaveLen(10000))
+			Expect(firstPages()).To(Equal(2))
+		})
+
+		It("gives up when the listing changes again", func() {
+			apps, err := deleting(2).Apps(ctx, bound)
+			Expect(err).To(MatchError(cfapi.ErrUnavailable))
+			Expect(err.Error()).To(ContainSubstring("changed while it was read"))
+			Expect(apps).To(BeNil())
+			Expect(firstPages()).To(Equal(2))
+		})
 	})
 })
