@@ -103,8 +103,9 @@ func (t *tokens) renew(ctx context.Context, refused oauth2.TokenSource) (oauth2.
 }
 
 // bearer sends each request with the current access token. When CF
-// refuses the token (401), it renews the token once and sends the request
-// once more; a second refusal is the answer.
+// refuses the token (401), or UAA refuses to refresh it, it renews the
+// token with a fresh grant once and sends the request once more; a second
+// refusal is the answer.
 type bearer struct {
 	tokens *tokens
 	base   http.RoundTripper
@@ -114,10 +115,12 @@ type bearer struct {
 func (b *bearer) RoundTrip(req *http.Request) (*http.Response, error) {
 	source := b.tokens.current()
 	resp, err := b.send(req, source)
-	if err != nil || resp.StatusCode != http.StatusUnauthorized {
+	switch {
+	case err == nil && resp.StatusCode == http.StatusUnauthorized:
+		drain(resp)
+	case !uaaRefused(err):
 		return resp, err
 	}
-	drain(resp)
 	if source, err = b.tokens.renew(req.Context(), source); err != nil {
 		return nil, err
 	}
@@ -128,8 +131,16 @@ func (b *bearer) send(req *http.Request, source oauth2.TokenSource) (*http.Respo
 	return (&oauth2.Transport{Source: source, Base: b.base}).RoundTrip(req)
 }
 
-// discoverTokenURL reads the UAA server's address from the API root, which needs
-// no token, as go-cfclient and the cf CLI do.
+// uaaRefused reports whether err is UAA's refusal of a token request: the
+// credentials, or the refresh token, are not good (any 4xx).
+func uaaRefused(err error) bool {
+	var uaa *oauth2.RetrieveError
+	return errors.As(err, &uaa) && uaa.Response != nil &&
+		uaa.Response.StatusCode >= http.StatusBadRequest && uaa.Response.StatusCode < http.StatusInternalServerError
+}
+
+// discoverTokenURL reads the UAA server's address from the API root,
+// which needs no token, as go-cfclient and the cf CLI do.
 func discoverTokenURL(ctx context.Context, root *retrying, api string) (string, error) {
 	var r resource.Root
 	if err := root.get(ctx, api+"/", "/", decodeInto(&r)); err != nil {

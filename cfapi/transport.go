@@ -12,7 +12,6 @@ import (
 	"time"
 
 	"github.com/hashicorp/go-retryablehttp"
-	"golang.org/x/oauth2"
 )
 
 const userAgent = "cf-app-discovery"
@@ -75,12 +74,12 @@ func (r *retrying) get(ctx context.Context, url, endpoint string, decode func(io
 	return nil
 }
 
-// retryPolicy is go-retryablehttp's default policy, which does not retry a
-// 401 (bearer has renewed the token once already), but for a token request
-// that UAA refused: asking again would not change its mind.
+// retryPolicy is go-retryablehttp's default policy (network errors, 429,
+// 5xx but 501; never a 401, for which bearer has renewed the token once
+// already), except that a token request UAA refused is not made again:
+// asking again would not change its mind.
 func retryPolicy(ctx context.Context, resp *http.Response, err error) (bool, error) {
-	var refused *oauth2.RetrieveError
-	if errors.As(err, &refused) && refused.Response != nil && refused.Response.StatusCode < http.StatusInternalServerError {
+	if uaaRefused(err) {
 		return false, nil
 	}
 	return retryablehttp.DefaultRetryPolicy(ctx, resp, err)
@@ -99,8 +98,8 @@ func backoff(lo, hi time.Duration, attempt int, resp *http.Response) time.Durati
 	return d/2 + rand.N(d/2+1)
 }
 
-// get GETs a path and query of the API, naming it in errors and metrics by
-// its path with guids replaced.
+// get GETs a path and query of the API, naming it in errors by its path
+// with guids replaced, as the metrics do.
 func (c *Client) get(ctx context.Context, pathAndQuery string, decode func(io.Reader) error) error {
 	path, _, _ := strings.Cut(pathAndQuery, "?")
 	return c.http.get(ctx, c.api+pathAndQuery, endpoint(path), decode)

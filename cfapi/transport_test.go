@@ -166,7 +166,7 @@ var _ = Describe("Authentication", func() {
 		Expect(err).To(HaveOccurred())
 	})
 
-	It("answers ErrCFUnavailable for wrong client credentials, asking UAA once", func() {
+	It("answers ErrCFUnavailable for wrong client credentials, without retrying the refusal", func() {
 		f.cfg.Username, f.cfg.Password = "", ""
 		f.cfg.ClientID, f.cfg.ClientSecret = fakecf.DefaultClientID, "wrong"
 		client, err := cfapi.New(f.ctx, f.cfg)
@@ -174,7 +174,7 @@ var _ = Describe("Authentication", func() {
 		f.server.ResetCounts()
 		_, err = client.Binding(f.ctx, fakecf.GUID("binding", 3))
 		Expect(err).To(MatchError(cfapi.ErrUnavailable))
-		Expect(f.server.TokenRequests()).To(Equal(1))
+		Expect(f.server.TokenRequests()).To(Equal(2), "the grant and its one renewal")
 	})
 
 	It("requires credentials", func() {
