@@ -193,8 +193,8 @@ func (c *Client) batches(guids []string) [][]string {
 // included: describing 10,000 apps of 12,000 with them allocated 175 MB in
 // 1.96 million objects (BenchmarkApps10k, the fake CF API's share
 // included), with these 92 MB in 0.41 million. The resources are decoded
-// one at a time and dropped, so that is garbage rather than held memory,
-// but at 50,000 apps it is half a gigabyte of it a reconcile.
+// one at a time and dropped, so the difference is garbage rather than
+// held memory, but at 50,000 apps it is some 400 MB more of it a call.
 type (
 	appResource struct {
 		GUID          string `json:"guid"`

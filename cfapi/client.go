@@ -64,9 +64,9 @@ const (
 
 // Client reads apps and service bindings from the CF API v3 for the
 // broker and the reconciler. Every request bears a UAA access token,
-// renewed when CF refuses it; every attempt is counted and timed; failed
-// attempts are retried with backoff. Its methods are safe for concurrent
-// use.
+// renewed once when CF or UAA refuses it; every attempt is counted and
+// timed; failed attempts are retried with backoff. Its methods are safe
+// for concurrent use.
 type Client struct {
 	api    string
 	planID string
