@@ -55,9 +55,9 @@ func counterValue(reg *prometheus.Registry, name string, labels map[string]strin
 }
 
 // cfRequests is the client's count of requests to an endpoint answered
-// with code.
+// with code (0 when there were none).
 func cfRequests(reg *prometheus.Registry, endpoint string, code int) float64 {
-	return counterValue(reg, "cf_app_discovery_cf_requests_total", map[string]string{"endpoint": endpoint, "code": strconv.Itoa(code)})
+	return max(counterValue(reg, "cf_app_discovery_cf_requests_total", map[string]string{"endpoint": endpoint, "code": strconv.Itoa(code)}), 0)
 }
 
 // fakeCF is a fake CF API with a small fleet, and a client of it.
