@@ -124,40 +124,53 @@ type pageSummary struct {
 // soon as it is decoded and gathering the included resources into inc.
 func decodePage[R any](dec *json.Decoder, use func(*R), inc *included) (pageSummary, error) {
 	var p pageSummary
-	err := eachField(dec, func(key string) (err error) {
+	paginated := false
+	page, err := eachField(dec, func(key string) (err error) {
 		switch key {
 		case "pagination":
+			paginated = true
 			return dec.Decode(&p.pagination)
 		case "resources":
 			p.resources, err = eachElement(dec, func(r *R) { use(r) })
 			return err
 		case "included":
-			p.included = true
-			return inc.decode(dec)
+			p.included, err = inc.decode(dec)
+			return err
 		default:
 			var skip json.RawMessage
 			return dec.Decode(&skip)
 		}
 	})
+	if err == nil && !(page && paginated) {
+		// An empty listing has its pagination too: without it, this is
+		// no page of a listing, and taking it for an empty one would
+		// drop every target.
+		err = errors.New("not a page of a listing")
+	}
 	return p, err
 }
 
 // eachField calls field with each key of the JSON object dec is at; field
-// reads the key's value.
-func eachField(dec *json.Decoder, field func(key string) error) error {
-	if err := expect(dec, '{'); err != nil {
-		return err
+// reads the key's value. A null is no object: eachField reports whether
+// there was one.
+func eachField(dec *json.Decoder, field func(key string) error) (bool, error) {
+	t, err := dec.Token()
+	if err != nil || t == nil {
+		return false, err
+	}
+	if t != json.Delim('{') {
+		return false, fmt.Errorf("found %v where an object was expected", t)
 	}
 	for dec.More() {
 		t, err := dec.Token()
 		if err != nil {
-			return err
+			return true, err
 		}
 		if err := field(t.(string)); err != nil { // object keys are strings
-			return err
+			return true, err
 		}
 	}
-	return expect(dec, '}')
+	return true, expect(dec, '}')
 }
 
 // eachElement decodes the JSON array dec is at one element at a time and
@@ -238,8 +251,9 @@ func (inc *included) addServiceInstance(si *resource.ServiceInstance) {
 	inc.plans[si.GUID] = guidOf(si.Relationships.ServicePlan)
 }
 
-// decode reads an "included" object, one resource at a time.
-func (inc *included) decode(dec *json.Decoder) error {
+// decode reads an "included" object, one resource at a time, and reports
+// whether there was one.
+func (inc *included) decode(dec *json.Decoder) (bool, error) {
 	return eachField(dec, func(key string) (err error) {
 		switch key {
 		case "spaces":

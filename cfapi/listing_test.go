@@ -43,6 +43,9 @@ var _ = Describe("Listings", func() {
 		Entry("a page without its included resources", func() tamper {
 			return onPage1("/v3/routes", func(page map[string]json.RawMessage) { delete(page, "included") })
 		}, "page 1 has no included resources"),
+		Entry("a page whose included resources are null", func() tamper {
+			return onPage1("/v3/routes", func(page map[string]json.RawMessage) { page["included"] = json.RawMessage("null") })
+		}, "page 1 has no included resources"),
 		Entry("a page short of a resource", func() tamper {
 			return onPage1("/v3/processes", func(page map[string]json.RawMessage) {
 				var resources []json.RawMessage
@@ -55,6 +58,17 @@ var _ = Describe("Listings", func() {
 				page["pagination"] = json.RawMessage(`{"total_results":1,"total_pages":3,"next":{"href":"http://127.0.0.1/v3/processes?page=3&per_page=5000"}}`)
 			})
 		}, "unexpected next link"),
+		Entry("a page without its pagination", func() tamper {
+			return onPage1("/v3/processes", func(page map[string]json.RawMessage) { delete(page, "pagination") })
+		}, "not a page of a listing"),
+		Entry("a page that is null", func() tamper {
+			return tamper{edit: func(r *http.Request, body []byte) []byte {
+				if r.URL.Path == "/v3/routes" {
+					return []byte("null")
+				}
+				return body
+			}}
+		}, "not a page of a listing"),
 		Entry("a page whose resources are not a list", func() tamper {
 			return onPage1("/v3/routes", func(page map[string]json.RawMessage) { page["resources"] = json.RawMessage(`{}`) })
 		}, "malformed"),
