@@ -173,7 +173,7 @@ var _ = Describe("the whole chain, as tenants and operators see it", func() {
 		reconcile()
 		logs := w.logs.String()
 		Expect(logs).NotTo(BeEmpty())
-		for _, secret := range []string{brokerPassword, uaaPassword, awsSecret} {
+		for _, secret := range []string{brokerPassword, uaaPassword, awsSecret, sdPassword} {
 			Expect(strings.Contains(logs, secret)).To(BeFalse(), "a log line contains a secret")
 		}
 		Expect(logs).NotTo(MatchRegexp(`(?i)bearer [a-z0-9._-]{16,}`))
