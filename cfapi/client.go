@@ -506,15 +506,19 @@ func (p *appParts) addRoutes(routes []cfRoute, included []*cfIncluded, want map[
 			domains[d.GUID] = d
 		}
 	}
+	type appPort struct {
+		app  string
+		port int
+	}
 	for _, r := range routes {
-		var apps []string
+		var apps []appPort // a route appears once per port of an app's web process
 		for _, d := range r.Destinations {
 			process := "web" // Cloud Controller's default process type
 			if d.App.Process != nil && d.App.Process.Type != "" {
 				process = d.App.Process.Type
 			}
-			if process == "web" && want[d.App.GUID] && !slices.Contains(apps, d.App.GUID) {
-				apps = append(apps, d.App.GUID)
+			if process == "web" && want[d.App.GUID] && !slices.Contains(apps, appPort{d.App.GUID, d.Port}) {
+				apps = append(apps, appPort{d.App.GUID, d.Port})
 			}
 		}
 		if len(apps) == 0 {
@@ -524,12 +528,12 @@ func (p *appParts) addRoutes(routes []cfRoute, included []*cfIncluded, want map[
 		if !ok {
 			return malformed("/v3/routes", "route "+r.GUID+" has no included domain")
 		}
-		route := appRoute{
-			Route: targets.Route{Host: r.Host, Domain: domain.Name, Path: r.Path, Protocol: r.Protocol, Internal: domain.Internal},
-			guid:  r.GUID, created: r.CreatedAt,
-		}
-		for _, app := range apps {
-			p.routes[app] = append(p.routes[app], route)
+		for _, a := range apps {
+			route := appRoute{
+				Route: targets.Route{Host: r.Host, Domain: domain.Name, Path: r.Path, Protocol: r.Protocol, Internal: domain.Internal, Port: a.port},
+				guid:  r.GUID, created: r.CreatedAt,
+			}
+			p.routes[a.app] = append(p.routes[a.app], route)
 		}
 	}
 	return nil
@@ -547,7 +551,7 @@ func (p *appParts) describe(a cfApp) (targets.App, error) {
 	}
 	routes := slices.Clone(p.routes[a.GUID])
 	slices.SortFunc(routes, func(x, y appRoute) int {
-		return cmp.Or(x.created.Compare(y.created), cmp.Compare(x.guid, y.guid))
+		return cmp.Or(x.created.Compare(y.created), cmp.Compare(x.guid, y.guid), cmp.Compare(x.Port, y.Port))
 	})
 	processes := slices.Clone(p.processes[a.GUID])
 	slices.SortFunc(processes, func(x, y targets.Process) int {
@@ -613,7 +617,8 @@ type (
 		Protocol     string    `json:"protocol"`
 		CreatedAt    time.Time `json:"created_at"`
 		Destinations []struct {
-			App struct {
+			Port int `json:"port"` // 0 when absent: targets.DefaultPort
+			App  struct {
 				GUID    string `json:"guid"`
 				Process *struct {
 					Type string `json:"type"`

@@ -69,6 +69,7 @@ type Destination struct {
 	GUID        string // derived when empty
 	AppGUID     string
 	ProcessType string // "web" when empty
+	Port        int    // 8080 when 0
 }
 
 // ServicePlan is a plan of a broker's service offering.

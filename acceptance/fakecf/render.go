@@ -182,7 +182,7 @@ func renderRoute(base string, r Route, domain string) []byte {
 		dj.GUID = d.GUID
 		dj.App.GUID = d.AppGUID
 		dj.App.Process.Type = d.ProcessType
-		dj.Port = 8080
+		dj.Port = cmp.Or(d.Port, 8080)
 		dj.Protocol = r.Protocol
 		dests = append(dests, dj)
 	}
