@@ -5,6 +5,8 @@ import (
 	"time"
 
 	"github.com/pivotal-cf/brokerapi/v10/domain"
+
+	"github.com/alphagov/cf-app-discovery/targets"
 )
 
 // DefaultDocumentationURL is the marketplace's documentation link when the
@@ -40,6 +42,11 @@ func (b *Broker) Services(context.Context) ([]domain.Service, error) {
 			Description: "Monitor your apps using Prometheus",
 			Free:        &free,
 			Bindable:    &free,
+			// `cf marketplace -e` shows the bind parameters; bind validates
+			// with the same schema.
+			Schemas: &domain.ServiceSchemas{Binding: domain.ServiceBindingSchema{
+				Create: domain.Schema{Parameters: targets.ParametersSchema()},
+			}},
 		}},
 	}}, nil
 }
