@@ -1,10 +1,13 @@
 // Package docs_test keeps the operator documentation true: the example
-// Prometheus configuration and alert rules pass promtool, and
-// docs/metrics.md lists exactly the metrics the programs register.
+// Prometheus configurations (for 3 and 2.x) and alert rules pass the
+// matching promtool, docs/metrics.md lists exactly the metrics the
+// programs register, and the monitoring mixin's rules and dashboards parse
+// and name only those metrics (mixin_test.go).
 package docs_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -19,6 +22,7 @@ import (
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
 	"github.com/prometheus/client_golang/prometheus"
+	"gopkg.in/yaml.v3"
 
 	"github.com/alphagov/cf-app-discovery/acceptance/fakecf"
 	"github.com/alphagov/cf-app-discovery/broker"
@@ -43,11 +47,17 @@ type recorder struct {
 type metric struct {
 	labels, help string
 	programs     []string
+	histogram    bool
 }
 
 var descPattern = regexp.MustCompile(`fqName: "([^"]+)", help: "((?:[^"\\]|\\.)*)",(?: unit: "[^"]*",)? constLabels: \{[^}]*\}, variableLabels: \{([^}]*)\}`)
 
 func (r *recorder) Register(c prometheus.Collector) error {
+	var histogram bool
+	switch c.(type) {
+	case prometheus.Histogram, *prometheus.HistogramVec:
+		histogram = true
+	}
 	ch := make(chan *prometheus.Desc, 16)
 	go func() { c.Describe(ch); close(ch) }()
 	for d := range ch {
@@ -60,7 +70,7 @@ func (r *recorder) Register(c prometheus.Collector) error {
 			if err != nil {
 				return err
 			}
-			r.metrics[m[1]] = &metric{labels: strings.ReplaceAll(m[3], ",", ", "), help: help}
+			r.metrics[m[1]] = &metric{labels: strings.ReplaceAll(m[3], ",", ", "), help: help, histogram: histogram}
 		}
 		if !slices.Contains(r.metrics[m[1]].programs, r.program) {
 			r.metrics[m[1]].programs = append(r.metrics[m[1]].programs, r.program)
@@ -79,9 +89,9 @@ func (r *recorder) MustRegister(cs ...prometheus.Collector) {
 
 func (r *recorder) Unregister(prometheus.Collector) bool { return true }
 
-// registeredMetrics builds each program's metric-bearing parts the way its
-// main does and returns one table row per metric, sorted.
-func registeredMetrics() []string {
+// registered builds each program's metric-bearing parts the way its main
+// does and returns their metrics by name.
+func registered() map[string]*metric {
 	metrics := map[string]*metric{}
 	cf := fakecf.New(fakecf.Options{})
 	defer cf.Close()
@@ -103,9 +113,14 @@ func registeredMetrics() []string {
 	Expect(err).NotTo(HaveOccurred())
 	_, err = proxy.New(proxy.Options{AllowList: allow, Registerer: &recorder{program: "paas-proxy", metrics: metrics}})
 	Expect(err).NotTo(HaveOccurred())
+	return metrics
+}
 
+// registeredMetrics returns one docs/metrics.md table row per registered
+// metric, sorted.
+func registeredMetrics() []string {
 	var out []string
-	for name, m := range metrics {
+	for name, m := range registered() {
 		labels := m.labels
 		if labels == "" {
 			labels = "—"
@@ -140,22 +155,94 @@ var _ = Describe("docs/metrics.md", func() {
 })
 
 var _ = Describe("docs/prometheus", func() {
+	// The promtool of each Prometheus the examples are written for:
+	// Debian's 2.x and the 3.x that scripts/test-tools.sh builds.
+	var promtool2, promtool3 string
+
 	BeforeEach(func() {
-		if _, err := exec.LookPath("promtool"); err != nil {
-			Fail("promtool is needed: `make test` installs Debian's prometheus package")
-		}
+		promtool2, promtool3 = promtools()
 	})
 
-	It("has a valid example configuration", func() {
-		out, err := exec.Command("promtool", "check", "config", "--syntax-only", "prometheus/prometheus.yml").CombinedOutput()
-		Expect(err).NotTo(HaveOccurred(), string(out))
+	promtool := func(path string, args ...string) (string, error) {
+		out, err := exec.Command(path, args...).CombinedOutput()
+		return string(out), err
+	}
+
+	It("has a valid example configuration for Prometheus 3, with its rules", func() {
+		out, err := promtool(promtool3, "check", "config", "prometheus/prometheus.yml")
+		Expect(err).NotTo(HaveOccurred(), out)
+		Expect(out).To(ContainSubstring("SUCCESS: 2 rule files found"))
+	})
+
+	It("has a valid example configuration for Prometheus 2.x, with its rules", func() {
+		out, err := promtool(promtool2, "check", "config", "prometheus/prometheus-2.yml")
+		Expect(err).NotTo(HaveOccurred(), out)
+		Expect(out).To(ContainSubstring("SUCCESS: 2 rule files found"))
+	})
+
+	It("says true: Prometheus 2.x rejects the configuration for 3 by its fallback_scrape_protocol", func() {
+		out, err := promtool(promtool2, "check", "config", "--syntax-only", "prometheus/prometheus.yml")
+		Expect(err).To(HaveOccurred(), out)
+		Expect(out).To(ContainSubstring("field fallback_scrape_protocol not found"))
+	})
+
+	It("has one configuration for both versions, but for fallback_scrape_protocol", func() {
+		three, two := readYAML("prometheus/prometheus.yml"), readYAML("prometheus/prometheus-2.yml")
+		var fallbacks int
+		for _, job := range three["scrape_configs"].([]any) {
+			if _, ok := job.(map[string]any)["fallback_scrape_protocol"]; ok {
+				fallbacks++
+				delete(job.(map[string]any), "fallback_scrape_protocol")
+			}
+		}
+		Expect(fallbacks).To(BeNumerically(">", 0))
+		Expect(two).To(Equal(three))
 	})
 
 	It("has valid alert rules, each with a runbook line", func() {
-		out, err := exec.Command("promtool", "check", "rules", "prometheus/alerts.yml").CombinedOutput()
-		Expect(err).NotTo(HaveOccurred(), string(out))
+		for _, path := range []string{promtool2, promtool3} {
+			out, err := promtool(path, "check", "rules", "prometheus/alerts.yml")
+			Expect(err).NotTo(HaveOccurred(), out)
+		}
 		data, err := os.ReadFile("prometheus/alerts.yml")
 		Expect(err).NotTo(HaveOccurred())
 		Expect(strings.Count(string(data), "- alert:")).To(Equal(strings.Count(string(data), "runbook:")))
 	})
 })
+
+// promtools returns the paths of promtool 2.x (Debian's) and 3 (built by
+// scripts/test-tools.sh), and fails the spec when one is missing.
+func promtools() (two, three string) {
+	two, err := exec.LookPath("promtool")
+	if err != nil {
+		Fail("promtool 2.x is needed: `make test` installs Debian's prometheus package")
+	}
+	return two, testTool("promtool", "promtool 3")
+}
+
+// testTool returns the path of the tool scripts/test-tools.sh builds as
+// name, and fails the spec, naming it what, when it is not built yet.
+func testTool(name, what string) string {
+	out, err := exec.Command("../scripts/test-tools.sh", "--no-build", name).Output()
+	if err != nil {
+		Fail(fmt.Sprintf("%s is needed (%v): %s", what, err, exitMessage(err)))
+	}
+	return strings.TrimSpace(string(out))
+}
+
+func readYAML(path string) map[string]any {
+	data, err := os.ReadFile(path)
+	ExpectWithOffset(1, err).NotTo(HaveOccurred())
+	var doc map[string]any
+	ExpectWithOffset(1, yaml.Unmarshal(data, &doc)).To(Succeed())
+	return doc
+}
+
+// exitMessage is what a failed command said on stderr.
+func exitMessage(err error) string {
+	var exit *exec.ExitError
+	if errors.As(err, &exit) {
+		return strings.TrimSpace(string(exit.Stderr))
+	}
+	return ""
+}
