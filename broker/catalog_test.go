@@ -51,10 +51,10 @@ var _ = Describe("Catalog", func() {
 		Expect(service).To(HaveKeyWithValue("bindable", true))
 	})
 
-	It("says plans cannot be changed and instances and bindings cannot be fetched", func() {
+	It("says plans cannot be changed, and instances and bindings can be fetched", func() {
 		Expect(service).To(HaveKeyWithValue("plan_updateable", false))
-		Expect(service).NotTo(HaveKeyWithValue("instances_retrievable", true))
-		Expect(service).NotTo(HaveKeyWithValue("bindings_retrievable", true))
+		Expect(service).To(HaveKeyWithValue("instances_retrievable", true))
+		Expect(service).To(HaveKeyWithValue("bindings_retrievable", true))
 	})
 
 	It("links the documentation and names the monitoring user tenants must grant access to", func() {
@@ -118,6 +118,14 @@ var _ = Describe("Catalog", func() {
 			Entry("a timeout over the bound: code only", `{"scrape_timeout":"3m"}`, true, false),
 			Entry("a timeout over the interval: code only", `{"scrape_interval":"20s","scrape_timeout":"30s"}`, true, false),
 		)
+	})
+
+	It("says create-service takes no parameters", func() {
+		plan := service["plans"].([]any)[0].(map[string]any)
+		create := plan["schemas"].(map[string]any)["service_instance"].(map[string]any)["create"].(map[string]any)
+		Expect(create["parameters"]).To(HaveKeyWithValue("$schema", "http://json-schema.org/draft-04/schema#"))
+		Expect(create["parameters"]).To(HaveKeyWithValue("type", "object"))
+		Expect(create["parameters"]).To(HaveKeyWithValue("additionalProperties", false))
 	})
 
 	It("offers one free plan", func() {

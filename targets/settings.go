@@ -54,6 +54,11 @@ const (
 	ParamLabels         = "labels"
 )
 
+// IsParameter reports whether name is a bind parameter.
+func IsParameter(name string) bool {
+	return slices.Contains(paramNames, name)
+}
+
 // annotationParams maps each annotation a tenant may set to the bind
 // parameter it stands for. Labels have no annotation.
 var annotationParams = map[string]string{
