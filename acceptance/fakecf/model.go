@@ -32,6 +32,8 @@ type App struct {
 	SpaceGUID string
 	Instances int
 	CreatedAt time.Time
+	// Annotations are the app's metadata annotations (cf set-annotation).
+	Annotations map[string]string
 }
 
 // Domain is a shared domain. Internal domains carry container-to-container
