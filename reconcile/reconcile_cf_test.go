@@ -157,7 +157,7 @@ var _ = Describe("Reconciler against the CF API and S3", func() {
 		Expect(keys()).To(HaveLen(4), "two targets and two adopted records")
 	})
 
-	It("follows annotations: cf set-annotation reaches the target file at the next reconcile, no rebind", func() {
+	It("follows annotations: one changed on the app reaches the target file at the next reconcile, no rebind", func() {
 		Expect(cf.SetAnnotations(appA.GUID, map[string]string{
 			"prometheus.io/path": "/admin/metrics", "prometheus.io/scrape-interval": "30s", "prometheus.io/job": "shop",
 		})).To(Succeed())

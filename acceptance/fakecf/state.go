@@ -364,7 +364,7 @@ func (s *Server) RestartApp(appGUID string) error {
 	})
 }
 
-// SetAnnotations sets an app's annotations as `cf set-annotation` does, an
+// SetAnnotations sets an app's annotations as a PATCH of its metadata does, an
 // empty value removing one (audit.app.update).
 func (s *Server) SetAnnotations(appGUID string, annotations map[string]string) error {
 	return s.updateApp(appGUID, EventUpdate, func(a *App) map[string]any {
