@@ -227,6 +227,7 @@ type (
 				GUID    string                               `json:"guid"`
 				Process *resource.RouteDestinationAppProcess `json:"process"`
 			} `json:"app"`
+			Port int `json:"port"` // 0 when absent: targets.DefaultPort
 		} `json:"destinations"`
 		Relationships struct {
 			Domain resource.ToOneRelationship `json:"domain"`
@@ -247,8 +248,13 @@ type (
 	appRoute struct {
 		guid, host, path, protocol, domain string
 		created                            time.Time
-		// apps are the wanted apps with a destination on their web process.
-		apps []string
+		// apps are the wanted apps with a destination on their web
+		// process, once per port.
+		apps []appPort
+	}
+	appPort struct {
+		app  string
+		port int
 	}
 )
 
@@ -282,14 +288,14 @@ func keepWebProcess(want map[string]bool) func(*processResource) (webProcess, bo
 // process.
 func keepRoute(want map[string]bool) func(*routeResource) (appRoute, bool) {
 	return func(r *routeResource) (appRoute, bool) {
-		var apps []string
+		var apps []appPort
 		for _, d := range r.Destinations {
 			process := "web" // Cloud Controller's default process type
 			if d.App.Process != nil && d.App.Process.Type != "" {
 				process = d.App.Process.Type
 			}
-			if guid := d.App.GUID; process == "web" && want[guid] && !slices.Contains(apps, guid) {
-				apps = append(apps, guid)
+			if ap := (appPort{d.App.GUID, d.Port}); process == "web" && want[ap.app] && !slices.Contains(apps, ap) {
+				apps = append(apps, ap)
 			}
 		}
 		if len(apps) == 0 {
@@ -337,12 +343,12 @@ func (p *appParts) addRoutes(routes []appRoute) error {
 		if !ok {
 			return malformed("/v3/routes", "route "+r.guid+" has no included domain")
 		}
-		route := describedRoute{
-			Route: targets.Route{Host: r.host, Domain: domain.name, Path: r.path, Protocol: r.protocol, Internal: domain.internal},
-			guid:  r.guid, created: r.created,
-		}
-		for _, app := range r.apps {
-			p.routes[app] = append(p.routes[app], route)
+		for _, a := range r.apps {
+			route := describedRoute{
+				Route: targets.Route{Host: r.host, Domain: domain.name, Path: r.path, Protocol: r.protocol, Internal: domain.internal, Port: a.port},
+				guid:  r.guid, created: r.created,
+			}
+			p.routes[a.app] = append(p.routes[a.app], route)
 		}
 	}
 	return nil
@@ -360,7 +366,7 @@ func (p *appParts) describe(a app) (targets.App, error) {
 	}
 	routes := slices.Clone(p.routes[a.guid])
 	slices.SortFunc(routes, func(x, y describedRoute) int {
-		return cmp.Or(x.created.Compare(y.created), cmp.Compare(x.guid, y.guid))
+		return cmp.Or(x.created.Compare(y.created), cmp.Compare(x.guid, y.guid), cmp.Compare(x.Port, y.Port))
 	})
 	processes := slices.Clone(p.processes[a.guid])
 	slices.SortFunc(processes, func(x, y targets.Process) int {

@@ -28,8 +28,8 @@ var _ = Describe("App", func() {
 			GUID: fakecf.GUID("app", 1), Name: "app-1", State: "STARTED", Annotations: map[string]string{},
 			Org: "org-0", Space: "space-1",
 			Routes: []targets.Route{
-				{Host: "app-1", Domain: "apps.example.com", Protocol: "http1"},
-				{Host: "app-1-metrics", Domain: "apps.example.com", Path: "/metrics", Protocol: "http1"},
+				{Host: "app-1", Domain: "apps.example.com", Protocol: "http1", Port: 8080},
+				{Host: "app-1-metrics", Domain: "apps.example.com", Path: "/metrics", Protocol: "http1", Port: 8080},
 			},
 		}))
 	})
@@ -94,7 +94,8 @@ var _ = Describe("App", func() {
 				{GUID: "00000000-0000-4000-8000-000000000004", DomainGUID: tcp.GUID, Protocol: fakecf.TCP, Port: 1024, CreatedAt: t0.Add(2 * time.Hour),
 					Destinations: []fakecf.Destination{{AppGUID: guid}}},
 				{GUID: "00000000-0000-4000-8000-000000000006", Host: "shared", DomainGUID: domain, CreatedAt: t0.Add(3 * time.Hour),
-					Destinations: []fakecf.Destination{{AppGUID: other}, {AppGUID: guid}, {AppGUID: guid, ProcessType: "worker"}}},
+					Destinations: []fakecf.Destination{{AppGUID: other}, {AppGUID: guid, Port: 9090}, {AppGUID: guid}, {AppGUID: guid, Port: 9090},
+						{AppGUID: guid, ProcessType: "worker", Port: 7070}}},
 				{GUID: "00000000-0000-4000-8000-000000000007", Host: "worker-only", DomainGUID: domain, CreatedAt: t0,
 					Destinations: []fakecf.Destination{{AppGUID: guid, ProcessType: "worker"}}},
 				{GUID: "00000000-0000-4000-8000-000000000008", Host: "other-app", DomainGUID: domain, CreatedAt: t0,
@@ -106,16 +107,17 @@ var _ = Describe("App", func() {
 			}
 		})
 
-		It("keeps routes to the app's web process, oldest first, with domain and protocol", func() {
+		It("keeps routes to the app's web process, oldest first, with domain, protocol and port, once per port", func() {
 			app, err := f.cf.App(f.ctx, guid)
 			Expect(err).NotTo(HaveOccurred())
 			Expect(app.Routes).To(Equal([]targets.Route{
-				{Host: "c2c", Domain: "apps.internal", Protocol: "http1", Internal: true},
-				{Host: "same-time-a", Domain: "apps.example.com", Path: "/x", Protocol: "http1"},
-				{Host: "same-time-b", Domain: "apps.example.com", Protocol: "http1"},
-				{Host: "", Domain: "tcp.example.com", Protocol: "tcp"},
-				{Host: "shared", Domain: "apps.example.com", Protocol: "http1"},
-				{Host: "newest", Domain: "apps.example.com", Protocol: "http1"},
+				{Host: "c2c", Domain: "apps.internal", Protocol: "http1", Internal: true, Port: 8080},
+				{Host: "same-time-a", Domain: "apps.example.com", Path: "/x", Protocol: "http1", Port: 8080},
+				{Host: "same-time-b", Domain: "apps.example.com", Protocol: "http1", Port: 8080},
+				{Host: "", Domain: "tcp.example.com", Protocol: "tcp", Port: 8080},
+				{Host: "shared", Domain: "apps.example.com", Protocol: "http1", Port: 8080},
+				{Host: "shared", Domain: "apps.example.com", Protocol: "http1", Port: 9090},
+				{Host: "newest", Domain: "apps.example.com", Protocol: "http1", Port: 8080},
 			}))
 			route, ok := targets.ChooseRoute(app.Routes)
 			Expect(ok).To(BeTrue())

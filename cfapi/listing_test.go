@@ -164,7 +164,7 @@ var _ = Describe("Listings at platform scale", Ordered, func() {
 		Expect(last).To(Equal(targets.App{
 			GUID: fakecf.GUID("app", 9999), Name: "app-9999", State: "STARTED", Annotations: map[string]string{},
 			Org: "org-19", Space: "space-9",
-			Routes: []targets.Route{{Host: "app-9999", Domain: "apps.example.com", Protocol: "http1"}},
+			Routes: []targets.Route{{Host: "app-9999", Domain: "apps.example.com", Protocol: "http1", Port: 8080}},
 		}))
 		Expect(apps).NotTo(HaveKey(fakecf.GUID("app", 10000)))
 		Expect(apps[fakecf.GUID("app", 2)].Routes).To(HaveLen(2))
