@@ -169,8 +169,7 @@ func (c *upstreamConn) clean() bool {
 		return true
 	}
 	clean := false
-	// Control, not Read: Read refuses to run once the last response's
-	// read deadline has passed, as it has on any longer-idle connection.
+	// Control, not Read: Read refuses to run past the last read deadline.
 	err := c.sock.raw.Control(func(fd uintptr) {
 		_, _, err := syscall.Recvfrom(int(fd), c.probe[:], syscall.MSG_PEEK|syscall.MSG_DONTWAIT)
 		// EAGAIN: nothing to read. Otherwise bytes, the upstream's
