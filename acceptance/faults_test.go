@@ -171,7 +171,7 @@ var _ = Describe("under faults", Ordered, func() {
 		content := map[string]string{}
 		for _, app := range described {
 			key, _ := store.TargetKey(app.GUID, app.Started())
-			content[key] = string(targets.Render(app, paasDomain))
+			content[key] = string(targets.Render(app, paasDomain, targets.AppAddressing))
 		}
 		got := bucket()
 		for key, body := range got {

@@ -232,7 +232,7 @@ func (b *Broker) writeTarget(ctx context.Context, app targets.App) error {
 		return err
 	}
 	other, _ := store.TargetKey(app.GUID, !app.Started())
-	body := targets.Render(app, b.paasDomain)
+	body := targets.Render(app, b.paasDomain, b.addressing)
 	current, _, err := b.st.Get(ctx, key)
 	switch {
 	case errors.Is(err, store.ErrNotFound):

@@ -46,7 +46,7 @@ var _ = Describe("Bind", func() {
 		})
 
 		It("writes the app's target file to active/, as targets.Render renders it", func() {
-			Expect(h.read("active/" + appGUID + ".json")).To(Equal(string(targets.Render(startedApp(), paasDomain))))
+			Expect(h.read("active/" + appGUID + ".json")).To(Equal(string(targets.Render(startedApp(), paasDomain, targets.AppAddressing))))
 		})
 
 		It("writes the binding record and nothing else", func() {
@@ -83,7 +83,7 @@ var _ = Describe("Bind", func() {
 		It("writes its target file to inactive/", func() {
 			Expect(r.status).To(Equal(http.StatusCreated))
 			Expect(h.files()).To(ConsistOf("inactive/"+app2GUID+".json", "bindings/"+bindingID+".json"))
-			Expect(h.read("inactive/" + app2GUID + ".json")).To(Equal(string(targets.Render(stoppedApp(), paasDomain))))
+			Expect(h.read("inactive/" + app2GUID + ".json")).To(Equal(string(targets.Render(stoppedApp(), paasDomain, targets.AppAddressing))))
 		})
 	})
 
@@ -152,7 +152,7 @@ var _ = Describe("Bind", func() {
 
 			It("writes it again", func() {
 				Expect(r.status).To(Equal(http.StatusOK))
-				Expect(h.read("active/" + appGUID + ".json")).To(Equal(string(targets.Render(startedApp(), paasDomain))))
+				Expect(h.read("active/" + appGUID + ".json")).To(Equal(string(targets.Render(startedApp(), paasDomain, targets.AppAddressing))))
 			})
 		})
 	})

@@ -33,6 +33,8 @@ type Reconciler struct {
 	Store      store.Store
 	CF         CFReader
 	PaaSDomain string
+	// Addressing is how target files name an app's instances.
+	Addressing targets.Addressing
 	// PlanID is written into the records of bindings adopted from the API.
 	PlanID string
 	// Grace protects records of binds still in flight: a record whose
@@ -271,7 +273,7 @@ func (r *Reconciler) pass(ctx context.Context, logger lager.Logger, pass int) (R
 		}
 		key, _ := store.TargetKey(guid, app.Started())
 		otherKey, _ := store.TargetKey(guid, !app.Started())
-		body := targets.Render(app, r.PaaSDomain)
+		body := targets.Render(app, r.PaaSDomain, r.Addressing)
 		m := mutation{kind: "write-target", key: key, body: body,
 			logData: lager.Data{"app_guid": guid, "key": key}}
 		if _, ok := other[guid]; ok {

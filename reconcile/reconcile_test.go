@@ -113,7 +113,7 @@ var _ = Describe("Reconciler", func() {
 		Expect(err).NotTo(HaveOccurred())
 		a := cf.apps[appGUIDn(app)]
 		key, _ := store.TargetKey(a.GUID, a.Started())
-		_, err = st.Put(ctx, key, targets.Render(a, paasDomain), store.Condition{})
+		_, err = st.Put(ctx, key, targets.Render(a, paasDomain, targets.AppAddressing), store.Condition{})
 		Expect(err).NotTo(HaveOccurred())
 		cf.bind(bindingGUIDn(b), appGUIDn(app))
 	}
@@ -135,7 +135,7 @@ var _ = Describe("Reconciler", func() {
 		other, _ := store.TargetKey(app.GUID, !app.Started())
 		ExpectWithOffset(1, st.keys()).To(ContainElement(key))
 		ExpectWithOffset(1, st.keys()).NotTo(ContainElement(other))
-		ExpectWithOffset(1, st.body(key)).To(Equal(string(targets.Render(app, paasDomain))))
+		ExpectWithOffset(1, st.body(key)).To(Equal(string(targets.Render(app, paasDomain, targets.AppAddressing))))
 	}
 	expectNoTarget := func(app string) {
 		ExpectWithOffset(1, st.keys()).NotTo(ContainElement(activeKey(app)))
@@ -327,7 +327,7 @@ var _ = Describe("Reconciler", func() {
 	It("removes the target file of an app that is not bound", func() {
 		stray := newApp(9, 1)
 		cf.apps[stray.GUID] = stray
-		_, err := st.Put(ctx, activeKey(stray.GUID), targets.Render(stray, paasDomain), store.Condition{})
+		_, err := st.Put(ctx, activeKey(stray.GUID), targets.Render(stray, paasDomain, targets.AppAddressing), store.Condition{})
 		Expect(err).NotTo(HaveOccurred())
 		run()
 		expectNoTarget(stray.GUID)

@@ -69,20 +69,28 @@ func MetricsPath(path string) string {
 	}
 }
 
-// Groups returns the target groups of app: one per instance index of its web
-// processes. paasDomain is used to guess a route for an app without a usable one.
-func Groups(app App, paasDomain string) []TargetGroup {
+// Groups returns the target groups of app, addressed as addressing says
+// (docs/design.md, "Instances"). paasDomain is used to guess a route for an
+// app without a usable one.
+func Groups(app App, paasDomain string, addressing Addressing) []TargetGroup {
 	route, ok := ChooseRoute(app.Routes)
 	if !ok {
 		route = Route{Host: app.Name, Domain: paasDomain}
 	}
 	address := route.Address()
 	metricsPath := MetricsPath(route.Path)
-	groups := make([]TargetGroup, 0, app.Instances())
-	for i := range app.Instances() {
-		params := scrape.Params{AppGUID: app.GUID, Index: i}
+	instances := addressing.instances(app)
+	groups := make([]TargetGroup, 0, len(instances))
+	for _, in := range instances {
+		params := scrape.Params{AppGUID: app.GUID, Index: in.index}
 		labels := params.Labels()
 		labels["instance"] = params.Instance()
+		if in.process != "" {
+			labels[processInstanceLabel] = processInstance(in.process, in.index)
+		}
+		if in.older {
+			labels["instance"] = processInstance(in.process, in.index)
+		}
 		labels["job"] = Job(app.Name)
 		labels["org"] = app.Org
 		labels["space"] = app.Space
@@ -97,12 +105,12 @@ func Groups(app App, paasDomain string) []TargetGroup {
 // Render returns the bytes of app's target file. Equal inputs give equal
 // bytes: labels are written in sorted order, indented as the Ruby service's
 // files were, with a trailing newline.
-func Render(app App, paasDomain string) []byte {
+func Render(app App, paasDomain string, addressing Addressing) []byte {
 	var buf bytes.Buffer
 	enc := json.NewEncoder(&buf)
 	enc.SetEscapeHTML(false)
 	enc.SetIndent("", "  ")
 	// Encoding plain strings, slices and string maps cannot fail.
-	_ = enc.Encode(Groups(app, paasDomain))
+	_ = enc.Encode(Groups(app, paasDomain, addressing))
 	return buf.Bytes()
 }
