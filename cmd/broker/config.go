@@ -3,6 +3,7 @@ package main
 import (
 	"github.com/alphagov/cf-app-discovery/broker"
 	"github.com/alphagov/cf-app-discovery/config"
+	"github.com/alphagov/cf-app-discovery/targets"
 )
 
 // settings is the broker's configuration (README, "Configuration").
@@ -14,6 +15,7 @@ type settings struct {
 	CF          config.CF
 	Store       config.Store
 	PaaSDomain  string
+	Addressing  targets.Addressing
 }
 
 // loadSettings reads the configuration and returns one error naming every
@@ -30,6 +32,17 @@ func loadSettings(e *config.Env) (settings, error) {
 		CF:         e.CF(),
 		Store:      e.Store(),
 		PaaSDomain: e.Required("PAAS_DOMAIN"),
+		Addressing: addressing(e),
 	}
 	return s, e.Err()
+}
+
+// addressing reads INSTANCE_ADDRESSING: the broker renders target files as
+// the updater does.
+func addressing(e *config.Env) targets.Addressing {
+	a, err := targets.ParseAddressing(e.String("INSTANCE_ADDRESSING", ""))
+	if err != nil {
+		e.Problem("INSTANCE_ADDRESSING %v", err)
+	}
+	return a
 }

@@ -9,6 +9,7 @@ import (
 	"github.com/onsi/gomega/gexec"
 
 	"github.com/alphagov/cf-app-discovery/config"
+	"github.com/alphagov/cf-app-discovery/targets"
 )
 
 func settingsFrom(vars map[string]string) (settings, error) {
@@ -35,7 +36,25 @@ var _ = Describe("loadSettings", func() {
 		Expect(s.Catalog.ServiceName).To(Equal("gds-prometheus"))
 		Expect(s.Catalog.PlanName).To(Equal("prometheus"))
 		Expect(s.Store.Bucket).To(Equal("targets"))
+		Expect(s.Addressing).To(Equal(targets.AppAddressing))
 	})
+
+	DescribeTable("instance addressing",
+		func(value string, want targets.Addressing, problem string) {
+			vars := validVars()
+			vars["INSTANCE_ADDRESSING"] = value
+			s, err := settingsFrom(vars)
+			if problem != "" {
+				Expect(err).To(MatchError(ContainSubstring(problem)))
+				return
+			}
+			Expect(err).NotTo(HaveOccurred())
+			Expect(s.Addressing).To(Equal(want))
+		},
+		Entry("process", "process", targets.ProcessAddressing, ""),
+		Entry("app", "app", targets.AppAddressing, ""),
+		Entry("anything else", "both", targets.Addressing(""), `INSTANCE_ADDRESSING must be app or process, got "both"`),
+	)
 
 	It("takes secrets from a user-provided service, the environment winning", func() {
 		vars := validVars()

@@ -105,7 +105,7 @@ func newReconciler(ctx context.Context, s settings, reg prometheus.Registerer, l
 		return nil, err
 	}
 	return &reconcile.Reconciler{
-		Store: st, CF: cf, PaaSDomain: s.PaaSDomain, PlanID: s.PlanID,
+		Store: st, CF: cf, PaaSDomain: s.PaaSDomain, Addressing: s.Addressing, PlanID: s.PlanID,
 		Workers: 16, Logger: logger, Metrics: reconcile.NewMetrics(reg),
 	}, nil
 }
