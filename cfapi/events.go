@@ -1,0 +1,134 @@
+package cfapi
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"strings"
+	"time"
+)
+
+// AuditEvent is one audit event as the CF API lists it: what happened
+// (Type), when (CreatedAt, in whole seconds), and to what.
+type AuditEvent struct {
+	GUID      string
+	Type      string
+	CreatedAt time.Time
+	// TargetGUID is what the event is about: the app, for app events
+	// (process events included).
+	TargetGUID string
+	// ProcessGUID is the process of a process event ("" for others).
+	ProcessGUID string
+}
+
+// Deployment is a rolling or canary deployment of an app that is still
+// running.
+type Deployment struct {
+	GUID    string
+	AppGUID string
+	// NewProcessGUIDs are the processes the deployment brings up.
+	NewProcessGUIDs []string
+	// Reason is the status reason: DEPLOYING, PAUSED (a canary waiting
+	// for `cf continue-deployment`) or CANCELING.
+	Reason string
+}
+
+// eventTimeLayout is how the CF API writes and filters on timestamps:
+// whole seconds, UTC.
+const eventTimeLayout = "2006-01-02T15:04:05Z"
+
+// AuditEvents lists, oldest first, the audit events of the given types
+// created at or after since (in whole seconds: the API filters on no finer
+// time), in every space the user can see:
+// /v3/audit_events?types=…&created_ats[gte]=…&order_by=created_at, 5000 a
+// page. Events of since's own second are listed again on every call; the
+// caller drops those it has handled, by GUID.
+func (c *Client) AuditEvents(ctx context.Context, since time.Time, types []string) ([]AuditEvent, error) {
+	if len(types) == 0 {
+		return nil, nil
+	}
+	events, _, err := listAll[cfAuditEvent](ctx, c, "/v3/audit_events", false,
+		"types", strings.Join(types, ","),
+		"created_ats[gte]", since.UTC().Format(eventTimeLayout),
+		"order_by", "created_at")
+	if err != nil {
+		return nil, err
+	}
+	out := make([]AuditEvent, 0, len(events))
+	for _, e := range events {
+		out = append(out, AuditEvent{GUID: e.GUID, Type: e.Type, CreatedAt: e.CreatedAt,
+			TargetGUID: e.Target.GUID, ProcessGUID: e.Data.ProcessGUID})
+	}
+	return out, nil
+}
+
+// ActiveDeployments lists the deployments still running, in every space the
+// user can see: /v3/deployments?status_values=ACTIVE, 5000 a page. The end
+// of a deployment writes no audit event; it shows as its leaving this list.
+func (c *Client) ActiveDeployments(ctx context.Context) ([]Deployment, error) {
+	deployments, _, err := listAll[cfDeployment](ctx, c, "/v3/deployments", false, "status_values", "ACTIVE")
+	if err != nil {
+		return nil, err
+	}
+	var out []Deployment
+	for _, d := range deployments {
+		if d.Status.Value != "ACTIVE" {
+			continue
+		}
+		dep := Deployment{GUID: d.GUID, AppGUID: d.Relationships.App.guid(), Reason: d.Status.Reason}
+		for _, p := range d.NewProcesses {
+			dep.NewProcessGUIDs = append(dep.NewProcessGUIDs, p.GUID)
+		}
+		out = append(out, dep)
+	}
+	return out, nil
+}
+
+// Now is the CF API's clock, from the Date header of its answer to GET /
+// (whole seconds). Audit events carry the API's time; a cursor over them
+// starts from this clock, not the local one.
+func (c *Client) Now(ctx context.Context) (time.Time, error) {
+	resp, err := c.do(ctx, c.api+"/")
+	if err != nil {
+		return time.Time{}, fmt.Errorf("GET /: %w: %w", ErrUnavailable, err)
+	}
+	defer drain(resp)
+	if resp.StatusCode != http.StatusOK {
+		return time.Time{}, newStatusError(resp, "/")
+	}
+	date, err := http.ParseTime(resp.Header.Get("Date"))
+	if err != nil {
+		return time.Time{}, malformed("/", "no Date header")
+	}
+	return date.UTC(), nil
+}
+
+// The parts of audit event and deployment resources this client reads.
+type (
+	cfAuditEvent struct {
+		GUID      string    `json:"guid"`
+		Type      string    `json:"type"`
+		CreatedAt time.Time `json:"created_at"`
+		Target    struct {
+			GUID string `json:"guid"`
+		} `json:"target"`
+		// Data is what Cloud Controller keeps in the event's metadata
+		// column: process events name their process here.
+		Data struct {
+			ProcessGUID string `json:"process_guid"`
+		} `json:"data"`
+	}
+	cfDeployment struct {
+		GUID   string `json:"guid"`
+		Status struct {
+			Value  string `json:"value"`
+			Reason string `json:"reason"`
+		} `json:"status"`
+		NewProcesses []struct {
+			GUID string `json:"guid"`
+		} `json:"new_processes"`
+		Relationships struct {
+			App cfToOne `json:"app"`
+		} `json:"relationships"`
+	}
+)
