@@ -26,12 +26,10 @@ import (
 	"github.com/onsi/ginkgo/v2/types"
 	. "github.com/onsi/gomega"
 	"github.com/onsi/gomega/gexec"
-	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/alphagov/cf-app-discovery/acceptance/ccsim"
 	"github.com/alphagov/cf-app-discovery/acceptance/fakecf"
 	"github.com/alphagov/cf-app-discovery/acceptance/router"
-	"github.com/alphagov/cf-app-discovery/cfapi"
 	"github.com/alphagov/cf-app-discovery/store"
 )
 
@@ -133,10 +131,7 @@ func startWorld() {
 	_, err = w.st.List(ctx, store.ActivePrefix)
 	Expect(err).NotTo(HaveOccurred())
 
-	routerCF, err := cfapi.New(ctx, cfapi.Config{API: w.cf.URL(), Username: monitorUser, Password: uaaPassword,
-		PlanID: planID, Registerer: prometheus.NewRegistry()})
-	Expect(err).NotTo(HaveOccurred())
-	rt := httptest.NewServer(&router.Router{Apps: routerCF, PaaSDomain: paasDomain})
+	rt := httptest.NewServer(&router.Router{Apps: w.cf, PaaSDomain: paasDomain})
 	DeferCleanup(rt.Close)
 
 	brokerPort := freePort()

@@ -25,12 +25,9 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
-
 	"github.com/alphagov/cf-app-discovery/acceptance/ccsim"
 	"github.com/alphagov/cf-app-discovery/acceptance/fakecf"
 	"github.com/alphagov/cf-app-discovery/acceptance/router"
-	"github.com/alphagov/cf-app-discovery/cfapi"
 )
 
 const (
@@ -94,12 +91,7 @@ func run(parent context.Context, bin, dir string, base int, selfTest bool) error
 	worker, _ := cf.AddApp(fakecf.App{Name: "worker", SpaceGUID: space.GUID, Instances: 3})
 
 	// The router answers for the apps' routes as the CF router would.
-	routerCF, err := cfapi.New(ctx, cfapi.Config{API: cfURL, Username: fakecf.DefaultUsername,
-		Password: fakecf.DefaultPassword, PlanID: planID, Registerer: prometheus.NewRegistry()})
-	if err != nil {
-		return err
-	}
-	if _, err := serve(ctx, addr(1), &router.Router{Apps: routerCF, PaaSDomain: paasDomain}); err != nil {
+	if _, err := serve(ctx, addr(1), &router.Router{Apps: cf, PaaSDomain: paasDomain}); err != nil {
 		return err
 	}
 

@@ -2,7 +2,9 @@ package fakecf
 
 import (
 	"net/http"
+	"slices"
 	"strings"
+	"time"
 )
 
 // serveV3 dispatches a GET under /v3/ to its list or show handler.
@@ -143,9 +145,39 @@ func (s *Server) serveV3List(w http.ResponseWriter, r *http.Request, sn *snapsho
 				return sn.includeBindings(q, page)
 			},
 		})
+	case "deployments":
+		serveList(s, w, r, listSpec[*deployRec]{
+			filters: []string{"app_guids", "states", "status_values", "status_reasons"},
+			items:   sn.deploys,
+			keep: func(q *query, d *deployRec) bool {
+				return sn.sees(sn.spaceOfApp(d.AppGUID)) && q.match("app_guids", d.AppGUID) && q.match("states", d.State) &&
+					q.match("status_values", d.StatusValue) && q.match("status_reasons", d.StatusReason)
+			},
+			raw:   func(d *deployRec) []byte { return d.raw },
+			times: func(d *deployRec) (time.Time, time.Time) { return d.CreatedAt, d.UpdatedAt },
+		})
+	case "audit_events":
+		serveList(s, w, r, listSpec[*eventRec]{
+			filters: []string{"types", "target_guids", "space_guids", "organization_guids"},
+			items:   sn.events,
+			keep: func(q *query, e *eventRec) bool {
+				return sn.sees(e.spaceGUID) && q.match("types", e.typ) && q.match("target_guids", e.targetGUID) &&
+					q.match("space_guids", e.spaceGUID) && q.match("organization_guids", e.orgGUID)
+			},
+			raw:   func(e *eventRec) []byte { return e.raw },
+			times: func(e *eventRec) (time.Time, time.Time) { return e.created, e.created },
+		})
 	default:
 		writeError(w, http.StatusNotFound, apiError{Code: 10000, Title: "CF-NotFound", Detail: "Unknown request"})
 	}
+}
+
+// spaceOfApp is the space of an app the snapshot holds, or "".
+func (sn *snapshot) spaceOfApp(appGUID string) string {
+	if a := sn.appByGUID[appGUID]; a != nil {
+		return a.SpaceGUID
+	}
+	return ""
 }
 
 func (s *Server) serveV3Show(w http.ResponseWriter, r *http.Request, sn *snapshot, kind, guid string) {
@@ -216,6 +248,20 @@ func (s *Server) serveV3Show(w http.ResponseWriter, r *http.Request, sn *snapsho
 			return
 		}
 		serveOne(w, r, in.raw, nil, nil)
+	case "deployments":
+		d := sn.deployByGUID[guid]
+		if d == nil || !sn.sees(sn.spaceOfApp(d.AppGUID)) {
+			notFound(w, "Deployment")
+			return
+		}
+		serveOne(w, r, d.raw, nil, nil)
+	case "audit_events":
+		e := sn.eventByGUID[guid]
+		if e == nil || !sn.sees(e.spaceGUID) {
+			notFound(w, "Event")
+			return
+		}
+		serveOne(w, r, e.raw, nil, nil)
 	case "service_credential_bindings":
 		b := sn.bindingByGUID[guid]
 		if b == nil || !sn.sees(b.SpaceGUID) {
@@ -237,7 +283,8 @@ func (s *Server) serveAppProcess(w http.ResponseWriter, r *http.Request, sn *sna
 		notFound(w, "App")
 		return
 	}
-	for _, p := range sn.procs {
+	// With several processes of the type (a deployment), the newest.
+	for _, p := range slices.Backward(sn.procs) {
 		if p.appGUID == appGUID && p.typ == typ {
 			serveOne(w, r, p.raw, nil, nil)
 			return

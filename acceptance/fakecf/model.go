@@ -112,3 +112,66 @@ type Binding struct {
 	CreatedAt     time.Time
 	LastOperation LastOperation
 }
+
+// Process is one process of an app, as GET /v3/processes lists it.
+type Process struct {
+	GUID      string
+	AppGUID   string
+	Type      string
+	Instances int
+	CreatedAt time.Time
+}
+
+// Deployment strategies.
+const (
+	Rolling = "rolling"
+	Canary  = "canary"
+)
+
+// Deployment states. The CF API no longer shows the state (it shows
+// status.value and status.reason); the fake keeps it to know what the
+// deployment updater does next.
+const (
+	StateDeploying = "DEPLOYING"
+	StatePrepaused = "PREPAUSED" // a canary before its first instance runs
+	StatePaused    = "PAUSED"
+	StateDeployed  = "DEPLOYED"
+	StateCanceling = "CANCELING"
+	StateCanceled  = "CANCELED"
+)
+
+// Deployment status values and reasons.
+const (
+	StatusActive    = "ACTIVE"
+	StatusFinalized = "FINALIZED"
+
+	ReasonDeploying  = "DEPLOYING"
+	ReasonPaused     = "PAUSED"
+	ReasonCanceling  = "CANCELING"
+	ReasonDeployed   = "DEPLOYED"
+	ReasonCanceled   = "CANCELED"
+	ReasonSuperseded = "SUPERSEDED"
+)
+
+// Deployment is a rolling or canary deployment of an app.
+type Deployment struct {
+	GUID         string
+	AppGUID      string
+	Strategy     string // Rolling or Canary
+	State        string
+	StatusValue  string
+	StatusReason string
+	// NewProcessGUID is the web process the deployment brings up (empty
+	// when the app was stopped: Cloud Controller then starts the app's
+	// process at once).
+	NewProcessGUID string
+	// OriginalInstances is the web instance count the deployment aims at.
+	OriginalInstances int
+	CreatedAt         time.Time
+	UpdatedAt         time.Time
+}
+
+// Active reports whether the deployment still runs.
+func (d Deployment) Active() bool {
+	return d.StatusValue == StatusActive
+}

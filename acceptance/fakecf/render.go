@@ -110,7 +110,7 @@ func renderProcess(base string, p *procRec, spaceGUID string) []byte {
 		healthCheck = map[string]any{"type": "process", "data": map[string]any{"timeout": nil}}
 	}
 	return mustJSON(map[string]any{
-		"guid": p.guid, "created_at": stamp(p.created), "updated_at": stamp(p.created),
+		"guid": p.guid, "created_at": stamp(p.created), "updated_at": stamp(p.updated),
 		"type": p.typ, "version": deriveGUID("process-version", p.guid),
 		// Cloud Controller redacts the command in lists for most roles.
 		"command":   "[PRIVATE DATA HIDDEN IN LISTS]",
@@ -292,6 +292,8 @@ type snapshot struct {
 	plans     []*planRec
 	bindings  []*bindingRec
 	instances []*instRec
+	deploys   []*deployRec
+	events    []*eventRec // oldest first
 
 	orgByGUID      map[string]*orgRec
 	spaceByGUID    map[string]*spaceRec
@@ -302,6 +304,8 @@ type snapshot struct {
 	planByGUID     map[string]*planRec
 	bindingByGUID  map[string]*bindingRec
 	instanceByGUID map[string]*instRec
+	deployByGUID   map[string]*deployRec
+	eventByGUID    map[string]*eventRec
 }
 
 // sees reports whether the API user can see resources of a space.
@@ -366,6 +370,9 @@ func (st *state) build(base string) *snapshot {
 		planByGUID:     make(map[string]*planRec, len(st.plans)),
 		bindingByGUID:  make(map[string]*bindingRec, len(st.bindings)),
 		instanceByGUID: map[string]*instRec{},
+		deployByGUID:   make(map[string]*deployRec, len(st.deploys)),
+		eventByGUID:    make(map[string]*eventRec, len(st.events)),
+		events:         slices.Clone(st.events),
 	}
 	if st.visible != nil {
 		sn.visible = make(map[string]bool, len(st.visible))
@@ -400,11 +407,27 @@ func (st *state) build(base string) *snapshot {
 		}
 	})
 	wg.Go(func() {
-		for _, r := range st.procs {
-			if r.raw == nil {
-				r.raw = renderProcess(base, r, st.apps[r.appGUID].SpaceGUID)
+		for _, ps := range st.procs {
+			for _, r := range ps {
+				if r.raw == nil {
+					r.raw = renderProcess(base, r, st.apps[r.appGUID].SpaceGUID)
+				}
+				sn.procByGUID[r.guid] = r
 			}
-			sn.procByGUID[r.guid] = r
+		}
+	})
+	wg.Go(func() {
+		for guid, r := range st.deploys {
+			if r.raw == nil {
+				r.raw = renderDeployment(base, r.Deployment)
+			}
+			sn.deployByGUID[guid] = r
+		}
+		for _, r := range sn.events {
+			if r.raw == nil {
+				r.raw = renderEvent(base, r)
+			}
+			sn.eventByGUID[r.guid] = r
 		}
 	})
 	wg.Go(func() {
@@ -456,5 +479,6 @@ func (st *state) build(base string) *snapshot {
 	sn.plans = ordered(sn.planByGUID, func(r *planRec) (time.Time, uint64) { return r.created, r.seq })
 	sn.bindings = ordered(sn.bindingByGUID, func(r *bindingRec) (time.Time, uint64) { return r.CreatedAt, r.seq })
 	sn.instances = ordered(sn.instanceByGUID, func(r *instRec) (time.Time, uint64) { return r.created, 0 })
+	sn.deploys = ordered(sn.deployByGUID, deploymentTimes)
 	return sn
 }

@@ -2,7 +2,10 @@
 // for tests and local demos. It answers like the real API for the calls
 // cf-app-discovery makes (same JSON shapes, pagination, filters, includes,
 // errors and request-line limit) and holds its state in memory, set through
-// Go methods. It also counts requests and injects latency and faults.
+// Go methods or, for another process, the control endpoints under /fake/.
+// Tenant actions (scale, stop, rename, rolling and canary deployments...)
+// change the state and record audit events as Cloud Controller does. It
+// also counts requests and injects latency and faults.
 package fakecf
 
 import (
@@ -36,6 +39,12 @@ type Options struct {
 	Clients map[string]string
 	// TokenTTL is the lifetime of access tokens (default one hour).
 	TokenTTL time.Duration
+	// Now is the fake's clock (default time.Now): it stamps audit events,
+	// deployments and processes that deployments create, and the Date
+	// header of API answers, so that a test can put several events in one
+	// second or step over a second boundary. It must be safe for
+	// concurrent use.
+	Now func() time.Time
 }
 
 // Server is a running fake CF API and UAA on 127.0.0.1. Its methods are safe
@@ -45,9 +54,10 @@ type Server struct {
 	done chan struct{}
 	once sync.Once
 
-	auth   *authority
-	counts *counter
-	faults *faultSet
+	auth    *authority
+	counts  *counter
+	faults  *faultSet
+	control http.Handler
 
 	mu      sync.Mutex
 	latency time.Duration
@@ -65,13 +75,18 @@ func New(opts Options) *Server {
 // NewUnstarted returns a Server that serves nothing until Start, so that
 // tests can set state first.
 func NewUnstarted(opts Options) *Server {
+	now := opts.Now
+	if now == nil {
+		now = time.Now
+	}
 	s := &Server{
 		done:   make(chan struct{}),
 		auth:   newAuthority(opts),
 		counts: newCounter(),
 		faults: &faultSet{},
-		st:     newState(),
+		st:     newState(now),
 	}
+	s.control = s.controlHandler()
 	s.srv = httptest.NewUnstartedServer(s)
 	return s
 }
@@ -119,10 +134,15 @@ func (s *Server) SetLatency(d time.Duration) {
 	s.latency = d
 }
 
-// ServeHTTP answers one request: it counts it, waits for the configured
-// latency, enforces the request-line limit, applies any fault, then serves
-// the root, the token endpoint or (with a valid token) the v3 API.
+// ServeHTTP answers one request. Requests to the control endpoints under
+// /fake/ are served at once; others are counted, wait for the configured
+// latency, meet the request-line limit and any fault, then get the root,
+// the token endpoint or (with a valid token) the v3 API.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if strings.HasPrefix(r.URL.Path, controlPrefix) {
+		s.control.ServeHTTP(w, r)
+		return
+	}
 	s.counts.add(r)
 	s.mu.Lock()
 	latency := s.latency
@@ -182,6 +202,8 @@ func (s *Server) route(w http.ResponseWriter, r *http.Request) {
 	case r.URL.Path == "/oauth/token":
 		s.auth.serveToken(w, r)
 	case strings.HasPrefix(r.URL.Path, "/v3/"):
+		// Clients take the platform's time from the Date header.
+		w.Header().Set("Date", s.st.now().UTC().Format(http.TimeFormat))
 		if !s.auth.check(w, r) {
 			return
 		}

@@ -1,11 +1,22 @@
 package fakecf
 
 import (
+	"cmp"
 	"crypto/sha1"
+	"errors"
 	"fmt"
 	"slices"
 	"time"
 )
+
+// ErrNotFound is returned (wrapped) when a method names a resource the fake
+// does not hold.
+var ErrNotFound = errors.New("not found")
+
+// ErrInvalidState is returned (wrapped) when an action does not apply to a
+// resource in its current state, e.g. continuing a deployment that is not
+// paused, as Cloud Controller refuses it.
+var ErrInvalidState = errors.New("invalid state")
 
 // epoch is the created_at of the first resource without one; later ones
 // follow a second apart, so the default order is the order of creation.
@@ -51,7 +62,7 @@ type (
 	procRec struct {
 		guid, appGUID, typ string
 		instances          int
-		created            time.Time
+		created, updated   time.Time
 		seq                uint64
 		raw                []byte
 	}
@@ -81,27 +92,35 @@ type (
 
 type state struct {
 	seq      uint64
+	now      func() time.Time
 	orgs     map[string]*orgRec
 	spaces   map[string]*spaceRec
 	apps     map[string]*appRec
-	procs    map[string]*procRec // key: app guid + "/" + type
+	procs    map[string][]*procRec // by app guid, oldest first
 	domains  map[string]*domainRec
 	routes   map[string]*routeRec
 	plans    map[string]*planRec
 	bindings map[string]*bindingRec
-	visible  map[string]bool // space guids the user sees; nil: all
+	deploys  map[string]*deployRec
+	events   []*eventRec // oldest first
+	// eventSeq and deploySeq number events and deployments, apart from
+	// seq so that recording them leaves other resources' times alone.
+	eventSeq, deploySeq uint64
+	visible             map[string]bool // space guids the user sees; nil: all
 }
 
-func newState() *state {
+func newState(now func() time.Time) *state {
 	return &state{
+		now:      now,
 		orgs:     map[string]*orgRec{},
 		spaces:   map[string]*spaceRec{},
 		apps:     map[string]*appRec{},
-		procs:    map[string]*procRec{},
+		procs:    map[string][]*procRec{},
 		domains:  map[string]*domainRec{},
 		routes:   map[string]*routeRec{},
 		plans:    map[string]*planRec{},
 		bindings: map[string]*bindingRec{},
+		deploys:  map[string]*deployRec{},
 	}
 }
 
@@ -140,7 +159,7 @@ func (s *Server) AddOrg(o Org) Org {
 func (s *Server) AddSpace(sp Space) (Space, error) {
 	err := s.mutate(func(st *state) error {
 		if st.orgs[sp.OrgGUID] == nil {
-			return fmt.Errorf("fakecf: space %q: no org %q", sp.Name, sp.OrgGUID)
+			return fmt.Errorf("fakecf: space %q: org %q: %w", sp.Name, sp.OrgGUID, ErrNotFound)
 		}
 		if sp.GUID == "" {
 			sp.GUID = deriveGUID("space", sp.OrgGUID, sp.Name)
@@ -154,11 +173,12 @@ func (s *Server) AddSpace(sp Space) (Space, error) {
 }
 
 // AddApp adds (or replaces) an app in an existing space, with a web process
-// of a.Instances instances.
+// of a.Instances instances. Like the other Add methods it seeds the fake and
+// records no audit event.
 func (s *Server) AddApp(a App) (App, error) {
 	err := s.mutate(func(st *state) error {
 		if st.spaces[a.SpaceGUID] == nil {
-			return fmt.Errorf("fakecf: app %q: no space %q", a.Name, a.SpaceGUID)
+			return fmt.Errorf("fakecf: app %q: space %q: %w", a.Name, a.SpaceGUID, ErrNotFound)
 		}
 		if a.GUID == "" {
 			a.GUID = deriveGUID("app", a.SpaceGUID, a.Name)
@@ -175,103 +195,205 @@ func (s *Server) AddApp(a App) (App, error) {
 	return a, err
 }
 
-func (st *state) setProcess(appGUID, typ string, instances int) {
-	key := appGUID + "/" + typ
-	guid := appGUID // as in CF, the web process has the app's guid
+// byCreation orders processes as Cloud Controller lists them.
+func byCreation(a, b *procRec) int {
+	if c := a.created.Compare(b.created); c != 0 {
+		return c
+	}
+	return cmp.Compare(a.seq, b.seq)
+}
+
+// processesOf returns an app's processes of one type, oldest first.
+func (st *state) processesOf(appGUID, typ string) []*procRec {
+	var out []*procRec
+	for _, p := range st.procs[appGUID] {
+		if p.typ == typ {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+// newestProcess is the process of a type that Cloud Controller acts on
+// (the newest web process while a deployment runs), or nil.
+func (st *state) newestProcess(appGUID, typ string) *procRec {
+	ps := st.processesOf(appGUID, typ)
+	if len(ps) == 0 {
+		return nil
+	}
+	return ps[len(ps)-1]
+}
+
+// putProcess stores p, replacing the record with its guid.
+func (st *state) putProcess(p *procRec) {
+	ps := slices.DeleteFunc(slices.Clone(st.procs[p.appGUID]), func(o *procRec) bool { return o.guid == p.guid })
+	ps = append(ps, p)
+	slices.SortFunc(ps, byCreation)
+	st.procs[p.appGUID] = ps
+}
+
+// dropProcess removes one process of an app.
+func (st *state) dropProcess(appGUID, guid string) {
+	ps := slices.DeleteFunc(slices.Clone(st.procs[appGUID]), func(o *procRec) bool { return o.guid == guid })
+	if len(ps) == 0 {
+		delete(st.procs, appGUID)
+		return
+	}
+	st.procs[appGUID] = ps
+}
+
+// setProcess sets the instances of the app's (newest) process of a type,
+// creating it when the app has none, and reports whether it did. As in CF,
+// an app's first web process has the app's guid.
+func (st *state) setProcess(appGUID, typ string, instances int) (*procRec, bool) {
+	if old := st.newestProcess(appGUID, typ); old != nil {
+		p := *old
+		p.instances, p.updated, p.raw = instances, st.now().UTC(), nil
+		st.putProcess(&p)
+		return &p, false
+	}
+	guid := appGUID
 	if typ != "web" {
 		guid = deriveGUID("process", appGUID, typ)
 	}
 	seq, created := st.next(st.apps[appGUID].CreatedAt)
-	if old := st.procs[key]; old != nil {
-		seq, created = old.seq, old.created
-	}
-	st.procs[key] = &procRec{guid: guid, appGUID: appGUID, typ: typ, instances: instances, created: created, seq: seq}
+	p := &procRec{guid: guid, appGUID: appGUID, typ: typ, instances: instances, created: created, updated: created, seq: seq}
+	st.putProcess(p)
+	return p, true
 }
 
 func (st *state) app(guid string) (*appRec, error) {
 	a := st.apps[guid]
 	if a == nil {
-		return nil, fmt.Errorf("fakecf: no app %q", guid)
+		return nil, fmt.Errorf("fakecf: app %q: %w", guid, ErrNotFound)
 	}
 	return a, nil
 }
 
-// updateApp replaces an app's record with f applied to a copy.
-func (s *Server) updateApp(guid string, f func(a *App)) error {
+// updateApp replaces an app's record with f applied to a copy, then
+// records the event typ (none when typ is empty) with the data f returns.
+func (s *Server) updateApp(guid, typ string, f func(a *App) map[string]any) error {
 	return s.mutate(func(st *state) error {
 		old, err := st.app(guid)
 		if err != nil {
 			return err
 		}
 		a := old.App
-		f(&a)
-		st.apps[guid] = &appRec{App: a, seq: old.seq}
+		data := f(&a)
+		rec := &appRec{App: a, seq: old.seq}
+		st.apps[guid] = rec
+		if typ != "" {
+			st.recordAppEvent(typ, rec, data)
+		}
 		return nil
 	})
 }
 
-// SetProcess sets the instance count of one process type of an app,
-// creating the process if needed.
+// SetProcess sets the instance count of one process type of an app (its
+// newest web process for "web"), creating the process if needed. It records
+// audit.app.process.scale, or audit.app.process.create for a new process.
 func (s *Server) SetProcess(appGUID, processType string, instances int) error {
 	return s.mutate(func(st *state) error {
-		if _, err := st.app(appGUID); err != nil {
+		a, err := st.app(appGUID)
+		if err != nil {
 			return err
 		}
-		st.setProcess(appGUID, processType, instances)
+		if processType == "web" {
+			if err := st.refuseWhileDeploying(appGUID, "scale the web process"); err != nil {
+				return err
+			}
+		}
+		p, created := st.setProcess(appGUID, processType, instances)
+		if created {
+			st.recordAppEvent(EventProcessCreate, a, processData(p))
+			return nil
+		}
+		data := processData(p)
+		data["request"] = map[string]any{"instances": instances}
+		st.recordAppEvent(EventProcessScale, a, data)
 		return nil
 	})
 }
 
-// RemoveProcess removes one process of an app (e.g. an app with no web
-// process).
+// RemoveProcess removes every process of a type from an app (e.g. to leave
+// an app with no web process), recording audit.app.process.delete for each.
 func (s *Server) RemoveProcess(appGUID, processType string) error {
 	return s.mutate(func(st *state) error {
-		if _, err := st.app(appGUID); err != nil {
+		a, err := st.app(appGUID)
+		if err != nil {
 			return err
 		}
-		delete(st.procs, appGUID+"/"+processType)
+		for _, p := range st.processesOf(appGUID, processType) {
+			st.dropProcess(appGUID, p.guid)
+			st.recordAppEvent(EventProcessDelete, a, processData(p))
+		}
 		return nil
 	})
 }
 
-// Scale sets the instance count of an app's web process.
+// Scale sets the instance count of an app's web process, as `cf scale -i`
+// does (audit.app.process.scale). Like Cloud Controller it refuses while a
+// deployment of the app runs.
 func (s *Server) Scale(appGUID string, instances int) error {
 	return s.SetProcess(appGUID, "web", instances)
 }
 
-// StopApp sets an app's state to STOPPED.
+// StopApp sets an app's state to STOPPED (audit.app.stop).
 func (s *Server) StopApp(appGUID string) error {
-	return s.updateApp(appGUID, func(a *App) { a.State = Stopped })
+	return s.updateApp(appGUID, EventStop, func(a *App) map[string]any {
+		a.State = Stopped
+		return nil
+	})
 }
 
-// StartApp sets an app's state to STARTED.
+// StartApp sets an app's state to STARTED (audit.app.start).
 func (s *Server) StartApp(appGUID string) error {
-	return s.updateApp(appGUID, func(a *App) { a.State = Started })
+	return s.updateApp(appGUID, EventStart, func(a *App) map[string]any {
+		a.State = Started
+		return nil
+	})
 }
 
-// Rename renames an app.
+// RestartApp restarts an app, starting it if it was stopped, as `cf
+// restart` without a strategy does (audit.app.restart).
+func (s *Server) RestartApp(appGUID string) error {
+	return s.updateApp(appGUID, EventRestart, func(a *App) map[string]any {
+		a.State = Started
+		return nil
+	})
+}
+
+// Rename renames an app (audit.app.update).
 func (s *Server) Rename(appGUID, name string) error {
-	return s.updateApp(appGUID, func(a *App) { a.Name = name })
+	return s.updateApp(appGUID, EventUpdate, func(a *App) map[string]any {
+		a.Name = name
+		return map[string]any{"request": map[string]any{"name": name}}
+	})
 }
 
-// DeleteApp deletes an app, its processes, its route destinations and its
-// bindings, as Cloud Controller does.
+// DeleteApp deletes an app, its processes, deployments, route destinations
+// and bindings, recording what Cloud Controller does: audit.app.unmap-route
+// for each destination, audit.app.process.delete for each process, then
+// audit.app.delete-request. (Cloud Controller also records the deletion of
+// each binding, package and droplet; the fake does not.)
 func (s *Server) DeleteApp(appGUID string) error {
 	return s.mutate(func(st *state) error {
-		if _, err := st.app(appGUID); err != nil {
+		a, err := st.app(appGUID)
+		if err != nil {
 			return err
 		}
-		delete(st.apps, appGUID)
-		for key, p := range st.procs {
-			if p.appGUID == appGUID {
-				delete(st.procs, key)
-			}
+		for _, r := range ordered(st.routes, func(r *routeRec) (time.Time, uint64) { return r.CreatedAt, r.seq }) {
+			st.unmap(r, a)
 		}
-		for guid, r := range st.routes {
-			if slices.ContainsFunc(r.Destinations, func(d Destination) bool { return d.AppGUID == appGUID }) {
-				nr := r.Route
-				nr.Destinations = slices.DeleteFunc(slices.Clone(r.Destinations), func(d Destination) bool { return d.AppGUID == appGUID })
-				st.routes[guid] = &routeRec{Route: nr, seq: r.seq}
+		for _, p := range st.procs[appGUID] {
+			st.recordAppEvent(EventProcessDelete, a, processData(p))
+		}
+		st.recordAppEvent(EventDeleteRequest, a, nil)
+		delete(st.apps, appGUID)
+		delete(st.procs, appGUID)
+		for guid, d := range st.deploys {
+			if d.AppGUID == appGUID {
+				delete(st.deploys, guid)
 			}
 		}
 		for guid, b := range st.bindings {
@@ -300,7 +422,7 @@ func (s *Server) AddDomain(d Domain) Domain {
 func (s *Server) AddRoute(r Route) (Route, error) {
 	err := s.mutate(func(st *state) error {
 		if st.domains[r.DomainGUID] == nil {
-			return fmt.Errorf("fakecf: route %q: no domain %q", r.Host, r.DomainGUID)
+			return fmt.Errorf("fakecf: route %q: domain %q: %w", r.Host, r.DomainGUID, ErrNotFound)
 		}
 		if r.Protocol == "" {
 			r.Protocol = HTTP1
@@ -320,7 +442,7 @@ func (s *Server) AddRoute(r Route) (Route, error) {
 			r.SpaceGUID = st.apps[r.Destinations[0].AppGUID].SpaceGUID
 		}
 		if st.spaces[r.SpaceGUID] == nil {
-			return fmt.Errorf("fakecf: route %q: no space %q", r.Host, r.SpaceGUID)
+			return fmt.Errorf("fakecf: route %q: space %q: %w", r.Host, r.SpaceGUID, ErrNotFound)
 		}
 		var seq uint64
 		seq, r.CreatedAt = st.next(r.CreatedAt)
@@ -343,23 +465,33 @@ func (st *state) destination(routeGUID string, d Destination) (Destination, erro
 	return d, nil
 }
 
-// RemoveRoute deletes a route.
+// RemoveRoute deletes a route, as `cf delete-route` does. Cloud Controller
+// records audit.route.delete-request, whose target is the route: no event
+// names the apps it was mapped to.
 func (s *Server) RemoveRoute(guid string) error {
 	return s.mutate(func(st *state) error {
-		if st.routes[guid] == nil {
-			return fmt.Errorf("fakecf: no route %q", guid)
+		r := st.routes[guid]
+		if r == nil {
+			return fmt.Errorf("fakecf: route %q: %w", guid, ErrNotFound)
 		}
 		delete(st.routes, guid)
+		sp := st.spaces[r.SpaceGUID]
+		st.record(eventRec{
+			typ: EventRouteDeleteRequest, targetGUID: r.GUID, targetType: "route", targetName: r.Host,
+			spaceGUID: sp.GUID, orgGUID: sp.OrgGUID,
+			data: map[string]any{"request": map[string]any{"recursive": true}},
+		})
 		return nil
 	})
 }
 
-// MapRoute adds a destination (an app's process) to a route.
+// MapRoute adds a destination (an app's process) to a route
+// (audit.app.map-route).
 func (s *Server) MapRoute(routeGUID, appGUID, processType string) error {
 	return s.mutate(func(st *state) error {
 		r := st.routes[routeGUID]
 		if r == nil {
-			return fmt.Errorf("fakecf: no route %q", routeGUID)
+			return fmt.Errorf("fakecf: route %q: %w", routeGUID, ErrNotFound)
 		}
 		d, err := st.destination(routeGUID, Destination{AppGUID: appGUID, ProcessType: processType})
 		if err != nil {
@@ -368,22 +500,42 @@ func (s *Server) MapRoute(routeGUID, appGUID, processType string) error {
 		nr := r.Route
 		nr.Destinations = append(slices.Clone(r.Destinations), d)
 		st.routes[routeGUID] = &routeRec{Route: nr, seq: r.seq}
+		st.recordAppEvent(EventMapRoute, st.apps[appGUID], destinationData(nr, d))
 		return nil
 	})
 }
 
-// UnmapRoute removes every destination of an app from a route.
+// UnmapRoute removes every destination of an app from a route
+// (audit.app.unmap-route for each).
 func (s *Server) UnmapRoute(routeGUID, appGUID string) error {
 	return s.mutate(func(st *state) error {
 		r := st.routes[routeGUID]
 		if r == nil {
-			return fmt.Errorf("fakecf: no route %q", routeGUID)
+			return fmt.Errorf("fakecf: route %q: %w", routeGUID, ErrNotFound)
 		}
-		nr := r.Route
-		nr.Destinations = slices.DeleteFunc(slices.Clone(r.Destinations), func(d Destination) bool { return d.AppGUID == appGUID })
-		st.routes[routeGUID] = &routeRec{Route: nr, seq: r.seq}
+		a, err := st.app(appGUID)
+		if err != nil {
+			return err
+		}
+		st.unmap(r, a)
 		return nil
 	})
+}
+
+// unmap removes the app's destinations from a route, recording each.
+func (st *state) unmap(r *routeRec, a *appRec) {
+	nr := r.Route
+	nr.Destinations = nil
+	for _, d := range r.Destinations {
+		if d.AppGUID == a.GUID {
+			st.recordAppEvent(EventUnmapRoute, a, destinationData(r.Route, d))
+			continue
+		}
+		nr.Destinations = append(nr.Destinations, d)
+	}
+	if len(nr.Destinations) != len(r.Destinations) {
+		st.routes[r.GUID] = &routeRec{Route: nr, seq: r.seq}
+	}
 }
 
 // AddServicePlan adds (or replaces) a service plan.
@@ -404,7 +556,7 @@ func (s *Server) AddServicePlan(p ServicePlan) ServicePlan {
 func (s *Server) AddBinding(b Binding) (Binding, error) {
 	err := s.mutate(func(st *state) error {
 		if st.plans[b.PlanGUID] == nil {
-			return fmt.Errorf("fakecf: binding: no plan %q", b.PlanGUID)
+			return fmt.Errorf("fakecf: binding: plan %q: %w", b.PlanGUID, ErrNotFound)
 		}
 		if b.Type == "" {
 			b.Type = AppBinding
@@ -442,7 +594,7 @@ func (s *Server) SetBindingLastOperation(guid string, op LastOperation) error {
 	return s.mutate(func(st *state) error {
 		old := st.bindings[guid]
 		if old == nil {
-			return fmt.Errorf("fakecf: no binding %q", guid)
+			return fmt.Errorf("fakecf: binding %q: %w", guid, ErrNotFound)
 		}
 		b := old.Binding
 		b.LastOperation = op
@@ -455,7 +607,7 @@ func (s *Server) SetBindingLastOperation(guid string, op LastOperation) error {
 func (s *Server) DeleteBinding(guid string) error {
 	return s.mutate(func(st *state) error {
 		if st.bindings[guid] == nil {
-			return fmt.Errorf("fakecf: no binding %q", guid)
+			return fmt.Errorf("fakecf: binding %q: %w", guid, ErrNotFound)
 		}
 		delete(st.bindings, guid)
 		return nil
