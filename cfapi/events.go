@@ -84,21 +84,23 @@ func (c *Client) ActiveDeployments(ctx context.Context) ([]Deployment, error) {
 	return out, nil
 }
 
-// Now is the CF API's clock, from the Date header of its answer to GET /
-// (whole seconds). Audit events carry the API's time; a cursor over them
-// starts from this clock, not the local one.
+// Now is the CF API's clock, from the Date header of its answer to the
+// smallest audit event listing (one event): the clock of the servers that
+// stamp the events, known to the second. A cursor over audit events starts
+// from this clock, not the local one.
 func (c *Client) Now(ctx context.Context) (time.Time, error) {
-	resp, err := c.do(ctx, c.api+"/")
+	const path = "/v3/audit_events"
+	resp, err := c.do(ctx, c.api+path+"?per_page=1")
 	if err != nil {
-		return time.Time{}, fmt.Errorf("GET /: %w: %w", ErrUnavailable, err)
+		return time.Time{}, fmt.Errorf("GET %s: %w: %w", path, ErrUnavailable, err)
 	}
 	defer drain(resp)
 	if resp.StatusCode != http.StatusOK {
-		return time.Time{}, newStatusError(resp, "/")
+		return time.Time{}, newStatusError(resp, path)
 	}
 	date, err := http.ParseTime(resp.Header.Get("Date"))
 	if err != nil {
-		return time.Time{}, malformed("/", "no Date header")
+		return time.Time{}, malformed(path, "no Date header")
 	}
 	return date.UTC(), nil
 }

@@ -13,8 +13,10 @@ import (
 
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
+	. "github.com/onsi/gomega/gstruct"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/alphagov/cf-app-discovery/acceptance/fakecf"
 	"github.com/alphagov/cf-app-discovery/cfapi"
 )
 
@@ -266,10 +268,92 @@ var _ = Describe("AuditEvents, ActiveDeployments and Now", func() {
 	})
 
 	Describe("Now", func() {
+		BeforeEach(func() {
+			cc.set("/v3/audit_events", auditEvent("e1", "audit.app.stop", "2026-12-05T14:00:00Z", eventApp, ""))
+		})
+
 		It("is the API's clock, from its Date header", func() {
 			now, err := cf.Now(ctx)
 			Expect(err).NotTo(HaveOccurred())
 			Expect(now).To(Equal(time.Date(2026, 12, 5, 14, 0, 7, 0, time.UTC)))
+			Expect(cc.queriesOf("/v3/audit_events")).To(Equal([]url.Values{{"per_page": {"1"}}}))
 		})
+
+		It("fails when the API does", func() {
+			cc.with(func(cc *ccLists) { cc.status = http.StatusInternalServerError })
+			_, err := cf.Now(ctx)
+			Expect(err).To(MatchError(cfapi.ErrUnavailable))
+		})
+	})
+})
+
+var _ = Describe("AuditEvents, ActiveDeployments and Now against the fake CF API", func() {
+	var (
+		ctx    context.Context
+		server *fakecf.Server
+		cf     *cfapi.Client
+		pop    fakecf.Population
+		now    time.Time
+		mu     sync.Mutex
+	)
+
+	tick := func(d time.Duration) {
+		mu.Lock()
+		defer mu.Unlock()
+		now = now.Add(d)
+	}
+
+	BeforeEach(func() {
+		ctx = context.Background()
+		now = time.Date(2026, 12, 5, 14, 0, 0, 250e6, time.UTC)
+		server = fakecf.New(fakecf.Options{Now: func() time.Time {
+			mu.Lock()
+			defer mu.Unlock()
+			return now
+		}})
+		DeferCleanup(server.Close)
+		var err error
+		pop, err = server.Populate(fakecf.Fleet{Orgs: 1, SpacesPerOrg: 1, Apps: 3, Bound: 3, PlanCatalogID: planCatalogID})
+		Expect(err).NotTo(HaveOccurred())
+		cf, err = cfapi.New(ctx, testCFConfig(server, prometheus.NewRegistry()))
+		Expect(err).NotTo(HaveOccurred())
+	})
+
+	It("lists the events of tenant actions from a second on, and the deployment that runs", func() {
+		app1, app2 := pop.Apps[1].GUID, pop.Apps[2].GUID
+		Expect(server.Scale(app1, 3)).To(Succeed())
+		tick(2 * time.Second)
+		since, err := cf.Now(ctx)
+		Expect(err).NotTo(HaveOccurred())
+		Expect(since).To(Equal(time.Date(2026, 12, 5, 14, 0, 2, 0, time.UTC)))
+		Expect(server.StopApp(app2)).To(Succeed())
+		d, err := server.Deploy(app1, fakecf.Rolling)
+		Expect(err).NotTo(HaveOccurred())
+
+		events, err := cf.AuditEvents(ctx, since, []string{"audit.app.stop", "audit.app.process.scale", "audit.app.deployment.create"})
+		Expect(err).NotTo(HaveOccurred())
+		Expect(events).To(HaveLen(2))
+		Expect(events[0]).To(MatchFields(IgnoreExtras, Fields{"Type": Equal("audit.app.stop"), "TargetGUID": Equal(app2)}))
+		Expect(events[1]).To(MatchFields(IgnoreExtras, Fields{"Type": Equal("audit.app.deployment.create"), "TargetGUID": Equal(app1)}))
+		Expect(events[0].CreatedAt).To(Equal(since))
+
+		deployments, err := cf.ActiveDeployments(ctx)
+		Expect(err).NotTo(HaveOccurred())
+		Expect(deployments).To(Equal([]cfapi.Deployment{{GUID: d.GUID, AppGUID: app1, NewProcessGUIDs: []string{d.NewProcessGUID}, Reason: "DEPLOYING"}}))
+
+		_, err = server.FinishDeployment(app1)
+		Expect(err).NotTo(HaveOccurred())
+		Expect(cf.ActiveDeployments(ctx)).To(BeEmpty())
+	})
+
+	It("names the process of a process event", func() {
+		app := pop.Apps[0].GUID
+		Expect(server.Scale(app, 4)).To(Succeed())
+		events, err := cf.AuditEvents(ctx, time.Time{}, []string{"audit.app.process.scale"})
+		Expect(err).NotTo(HaveOccurred())
+		Expect(events).To(HaveLen(1))
+		procs, err := server.WebProcesses(app)
+		Expect(err).NotTo(HaveOccurred())
+		Expect(events[0].ProcessGUID).To(Equal(procs[0].GUID))
 	})
 })
