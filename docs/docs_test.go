@@ -100,6 +100,7 @@ func registeredMetrics() []string {
 			broker.NewHandler(broker.New(broker.Options{Registerer: reg}), lager.NewLogger("docs"), broker.Credentials{}, reg, prometheus.NewRegistry())
 		} else {
 			reconcile.NewMetrics(reg)
+			reconcile.NewWatchMetrics(reg, &reconcile.Watch{})
 		}
 	}
 	allow, err := proxy.ParseAllowList([]string{"example.com"})
