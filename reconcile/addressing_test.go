@@ -8,6 +8,7 @@ import (
 	. "github.com/onsi/gomega"
 
 	"github.com/alphagov/cf-app-discovery/reconcile"
+	"github.com/alphagov/cf-app-discovery/store/storetest"
 	"github.com/alphagov/cf-app-discovery/targets"
 )
 
@@ -22,11 +23,11 @@ var _ = Describe("Reconciler addressing", func() {
 				}}
 			cf.apps[app.GUID] = app
 			cf.bind(bindingGUIDn(1), app.GUID)
-			st := newMemStore()
+			st := storetest.NewMem()
 			rec := &reconcile.Reconciler{Store: st, CF: cf, PaaSDomain: paasDomain, PlanID: "plan", Addressing: addressing}
 			_, err := rec.Run(context.Background())
 			Expect(err).NotTo(HaveOccurred())
-			Expect(st.body(activeKey(app.GUID))).To(Equal(string(targets.Render(app, paasDomain, addressing))))
+			Expect(st.Body(activeKey(app.GUID))).To(Equal(string(targets.Render(app, paasDomain, addressing))))
 		},
 		Entry("app", targets.AppAddressing),
 		Entry("process", targets.ProcessAddressing),

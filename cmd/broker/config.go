@@ -1,8 +1,11 @@
 package main
 
 import (
+	"time"
+
 	"github.com/alphagov/cf-app-discovery/broker"
 	"github.com/alphagov/cf-app-discovery/config"
+	"github.com/alphagov/cf-app-discovery/httpsd"
 	"github.com/alphagov/cf-app-discovery/targets"
 )
 
@@ -16,6 +19,14 @@ type settings struct {
 	Store       config.Store
 	PaaSDomain  string
 	Addressing  targets.Addressing
+	SD          sdSettings
+}
+
+// sdSettings configure the http_sd endpoint, which is off unless both
+// credentials are set.
+type sdSettings struct {
+	Credentials     httpsd.Credentials
+	RefreshInterval time.Duration
 }
 
 // loadSettings reads the configuration and returns one error naming every
@@ -34,7 +45,28 @@ func loadSettings(e *config.Env) (settings, error) {
 		PaaSDomain: e.Required("PAAS_DOMAIN"),
 		Addressing: addressing(e),
 	}
+	s.SD = loadSD(e, s.Credentials)
 	return s, e.Err()
+}
+
+// loadSD reads SD_USERNAME, SD_PASSWORD and SD_REFRESH_INTERVAL (default
+// 15s, at least 1s).
+func loadSD(e *config.Env, osb broker.Credentials) sdSettings {
+	sd := sdSettings{
+		Credentials: httpsd.Credentials{
+			Username: e.String("SD_USERNAME", ""),
+			Password: e.String("SD_PASSWORD", ""),
+		},
+		RefreshInterval: e.Duration("SD_REFRESH_INTERVAL", 15*time.Second, time.Second),
+	}
+	c := sd.Credentials
+	if (c.Username == "") != (c.Password == "") {
+		e.Problem("SD_USERNAME and SD_PASSWORD go together: set both to serve http_sd, or neither")
+	}
+	if c.Password != "" && c.Password == osb.Password {
+		e.Problem("SD_PASSWORD must differ from BROKER_PASSWORD: the OSB credentials never open http_sd")
+	}
+	return sd
 }
 
 // addressing reads INSTANCE_ADDRESSING: the broker renders target files as
