@@ -4,7 +4,8 @@ import (
 	"cmp"
 	"fmt"
 	"slices"
-	"strconv"
+
+	"github.com/alphagov/cf-app-discovery/scrape"
 )
 
 // Addressing is how an app's target groups name its instances
@@ -33,28 +34,28 @@ func ParseAddressing(s string) (Addressing, error) {
 	return "", fmt.Errorf("must be %s or %s, got %q", AppAddressing, ProcessAddressing, s)
 }
 
-// processInstanceLabel makes Prometheus send the scrape parameter
-// cf_process_instance, from which paas-proxy sends X-CF-PROCESS-INSTANCE.
-//
-// TODO: take the label and processInstance from package scrape (Params
-// with a ProcessGUID) once the proxy speaks the parameter.
-const processInstanceLabel = "__param_cf_process_instance"
-
-// processInstance is the "<process_guid>:<index>" form the CF router
-// understands.
-func processInstance(processGUID string, index int) string {
-	return processGUID + ":" + strconv.Itoa(index)
+// instance is one instance a target group addresses: its scrape
+// parameters (with the process when the group addresses one process's
+// instance), and its instance label.
+type instance struct {
+	params scrape.Params
+	label  string
 }
 
-// instance is one instance a target group addresses.
-type instance struct {
-	index int
-	// process is the guid of the web process whose instance this is; ""
-	// addresses the app's instance index, of whichever process has it.
-	process string
-	// older is true for the instances of every web process but the
-	// newest: their instance label names the process, not the app.
-	older bool
+// oldSuffix marks the instance labels of an app's first web process while
+// a newer one runs (see olderInstance).
+const oldSuffix = ":old"
+
+// olderInstance is the instance label of an instance of a web process older
+// than the app's newest: "<process_guid>:<index>". CF gives an app's first
+// web process the app's own guid, which would repeat the newest process's
+// "<app_guid>:<index>": that process's instances are "<app_guid>:<index>:old".
+func olderInstance(p scrape.Params) string {
+	label := p.ProcessInstance()
+	if p.ProcessGUID == p.AppGUID {
+		label += oldSuffix
+	}
+	return label
 }
 
 // instances lists the instances app's groups address, in the order the
@@ -63,7 +64,8 @@ func (a Addressing) instances(app App) []instance {
 	var out []instance
 	if a != ProcessAddressing || len(app.Processes) < 2 {
 		for i := range app.Instances() {
-			out = append(out, instance{index: i})
+			p := scrape.Params{AppGUID: app.GUID, Index: i}
+			out = append(out, instance{params: p, label: p.Instance()})
 		}
 		return out
 	}
@@ -77,7 +79,12 @@ func (a Addressing) instances(app App) []instance {
 	})
 	for n, p := range processes {
 		for i := range p.Instances {
-			out = append(out, instance{index: i, process: p.GUID, older: n > 0})
+			params := scrape.Params{AppGUID: app.GUID, Index: i, ProcessGUID: p.GUID}
+			in := instance{params: params, label: params.Instance()}
+			if n > 0 {
+				in.label = olderInstance(params)
+			}
+			out = append(out, in)
 		}
 	}
 	return out

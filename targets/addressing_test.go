@@ -50,12 +50,19 @@ func summary(groups []targets.TargetGroup) []string {
 	return out
 }
 
-// expectDistinctLabelSets fails when two groups have the same labels:
-// Prometheus would scrape them as one target.
+// expectDistinctLabelSets fails when two groups have the same labels once
+// Prometheus has dropped those starting with "__" (__param_* become the
+// scrape's query): their samples would land in the same series.
 func expectDistinctLabelSets(groups []targets.TargetGroup) {
 	seen := map[string]bool{}
 	for _, g := range groups {
-		key := fmt.Sprint(g.Labels) // fmt prints maps sorted by key
+		kept := map[string]string{}
+		for name, value := range g.Labels {
+			if !strings.HasPrefix(name, "__") {
+				kept[name] = value
+			}
+		}
+		key := fmt.Sprint(kept) // fmt prints maps sorted by key
 		ExpectWithOffset(1, seen).NotTo(HaveKey(key), "two groups share the labels %s", key)
 		seen[key] = true
 	}
@@ -111,6 +118,38 @@ var _ = Describe("Addressing", func() {
 			-1, 3,
 			[]string{"app:0 -", "app:1 -", "app:2 -"},
 			[]string{"app:0 -", "app:1 -", "app:2 -"}),
+	)
+
+	DescribeTable("the first deploy of an app, whose first web process has the app's guid (as CF gives it)",
+		func(old, new int, app, process []string) {
+			for mode, want := range map[targets.Addressing][]string{targets.AppAddressing: app, targets.ProcessAddressing: process} {
+				a := deploying(old, new)
+				for i := range a.Processes {
+					if a.Processes[i].GUID == oldProcess {
+						a.Processes[i].GUID = appGUID
+					}
+				}
+				groups := targets.Groups(a, "paas.example", mode)
+				Expect(summary(groups)).To(Equal(want), "addressing %s", mode)
+				expectDistinctLabelSets(groups)
+			}
+		},
+		Entry("before: 2 instances",
+			2, -1,
+			[]string{"app:0 -", "app:1 -"},
+			[]string{"app:0 -", "app:1 -"}),
+		Entry("old 2, new 1: the old instances are marked old",
+			2, 1,
+			[]string{"app:0 -", "app:1 -"},
+			[]string{"app:0 new:0", "app:0:old app:0", "app:1:old app:1"}),
+		Entry("old 1, new 2",
+			1, 2,
+			[]string{"app:0 -", "app:1 -"},
+			[]string{"app:0 new:0", "app:1 new:1", "app:0:old app:0"}),
+		Entry("after: new 2 only",
+			-1, 2,
+			[]string{"app:0 -", "app:1 -"},
+			[]string{"app:0 -", "app:1 -"}),
 	)
 
 	DescribeTable("a canary deploy",

@@ -3,6 +3,7 @@ package targets_test
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"strconv"
 	"strings"
 	"testing"
@@ -15,16 +16,23 @@ import (
 // FuzzRender renders target files from arbitrary CF data, in both
 // addressing modes and with one or two web processes, and checks the file_sd
 // contract: valid JSON, one group per instance addressed, only targets and
-// labels, no two groups with one label set, the same bytes every time.
+// labels, no two groups with one label set (as Prometheus keeps them), the
+// same bytes every time.
 func FuzzRender(f *testing.F) {
-	f.Add("my-app-venerable", "my-app", "example.com", "/metrics", "http1", false, "org", "space", uint8(3), uint8(0), false)
-	f.Add("", "", "", "", "tcp", true, "", "", uint8(0), uint8(0), true)
-	f.Add("a\"b</script>", "h\u2028", "d.\x00", "/p?x=1", "http2", false, "o\n", "s\t", uint8(1), uint8(2), true)
-	f.Add("my-app", "my-app", "example.com", "", "http1", false, "org", "space", uint8(3), uint8(1), false)
-	f.Fuzz(func(t *testing.T, name, host, domain, path, protocol string, internal bool, org, space string, instances, newInstances uint8, process bool) {
+	f.Add("my-app-venerable", "my-app", "example.com", "/metrics", "http1", false, "org", "space", uint8(3), uint8(0), false, false)
+	f.Add("", "", "", "", "tcp", true, "", "", uint8(0), uint8(0), true, false)
+	f.Add("a\"b</script>", "h\u2028", "d.\x00", "/p?x=1", "http2", false, "o\n", "s\t", uint8(1), uint8(2), true, false)
+	f.Add("my-app", "my-app", "example.com", "", "http1", false, "org", "space", uint8(3), uint8(1), false, false)
+	f.Add("my-app", "my-app", "example.com", "", "http1", false, "org", "space", uint8(2), uint8(3), true, true)
+	f.Fuzz(func(t *testing.T, name, host, domain, path, protocol string, internal bool, org, space string, instances, newInstances uint8, process, firstIsApp bool) {
+		const appGUID = "6b5f1a2e-0c3d-4e5f-8a9b-0c1d2e3f4a5b"
+		first := "00000000-0000-4000-8000-000000000001"
+		if firstIsApp {
+			first = appGUID // CF gives an app's first web process the app's guid
+		}
 		app := targets.App{
-			GUID: "6b5f1a2e-0c3d-4e5f-8a9b-0c1d2e3f4a5b", Name: name, State: "STARTED",
-			Processes: []targets.Process{{GUID: "00000000-0000-4000-8000-000000000001", Instances: int(instances % 16)}},
+			GUID: appGUID, Name: name, State: "STARTED",
+			Processes: []targets.Process{{GUID: first, Instances: int(instances % 16)}},
 			Org:       org, Space: space,
 			Routes: []targets.Route{{Host: host, Domain: domain, Path: path, Protocol: protocol, Internal: internal}},
 		}
@@ -55,13 +63,21 @@ func FuzzRender(f *testing.F) {
 			if len(g) != 2 || g["targets"] == nil || g["labels"] == nil {
 				t.Fatalf("group %d has keys other than targets and labels: %s", i, out)
 			}
-			if seen[string(g["labels"])] {
-				t.Fatalf("group %d has the labels of another: %s", i, out)
-			}
-			seen[string(g["labels"])] = true
 			var labels map[string]string
 			if err := json.Unmarshal(g["labels"], &labels); err != nil {
 				t.Fatal(err)
+			}
+			// The labels Prometheus keeps: __param_* become the query.
+			kept := map[string]string{}
+			for k, v := range labels {
+				if !strings.HasPrefix(k, "__") {
+					kept[k] = v
+				}
+			}
+			if key := fmt.Sprint(kept); seen[key] {
+				t.Fatalf("group %d has the labels of another: %s", i, out)
+			} else {
+				seen[key] = true
 			}
 			if addressing == targets.AppAddressing && labels["__param_cf_app_instance_index"] != strconv.Itoa(i) {
 				t.Fatalf("group %d has index %q", i, labels["__param_cf_app_instance_index"])

@@ -4,8 +4,6 @@ import (
 	"bytes"
 	"encoding/json"
 	"strings"
-
-	"github.com/alphagov/cf-app-discovery/scrape"
 )
 
 // TargetGroup is one Prometheus file_sd target group. It has only the two
@@ -82,15 +80,8 @@ func Groups(app App, paasDomain string, addressing Addressing) []TargetGroup {
 	instances := addressing.instances(app)
 	groups := make([]TargetGroup, 0, len(instances))
 	for _, in := range instances {
-		params := scrape.Params{AppGUID: app.GUID, Index: in.index}
-		labels := params.Labels()
-		labels["instance"] = params.Instance()
-		if in.process != "" {
-			labels[processInstanceLabel] = processInstance(in.process, in.index)
-		}
-		if in.older {
-			labels["instance"] = processInstance(in.process, in.index)
-		}
+		labels := in.params.Labels()
+		labels["instance"] = in.label
 		labels["job"] = Job(app.Name)
 		labels["org"] = app.Org
 		labels["space"] = app.Space
