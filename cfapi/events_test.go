@@ -357,3 +357,52 @@ var _ = Describe("AuditEvents, ActiveDeployments and Now against the fake CF API
 		Expect(events[0].ProcessGUID).To(Equal(procs[0].GUID))
 	})
 })
+
+var _ = Describe("AppsBindings", func() {
+	var (
+		ctx    context.Context
+		server *fakecf.Server
+		cf     *cfapi.Client
+		pop    fakecf.Population
+	)
+
+	BeforeEach(func() {
+		ctx = context.Background()
+		server = fakecf.New(fakecf.Options{})
+		DeferCleanup(server.Close)
+		var err error
+		pop, err = server.Populate(fakecf.Fleet{Orgs: 1, SpacesPerOrg: 2, Apps: 260, Bound: 250, PlanCatalogID: planCatalogID})
+		Expect(err).NotTo(HaveOccurred())
+		cf, err = cfapi.New(ctx, testCFConfig(server, prometheus.NewRegistry()))
+		Expect(err).NotTo(HaveOccurred())
+		_, err = cf.PlanBindings(ctx) // the plan's guid is cached from here
+		Expect(err).NotTo(HaveOccurred())
+	})
+
+	It("lists the bindings of the given apps only, 100 apps a request", func() {
+		var apps []string
+		for _, a := range pop.Apps[100:255] { // 150 bound, 5 not
+			apps = append(apps, a.GUID)
+		}
+		apps = append(apps, "not-a-guid", apps[0])
+		server.ResetCounts()
+		bindings, err := cf.AppsBindings(ctx, apps)
+		Expect(err).NotTo(HaveOccurred())
+		Expect(bindings).To(HaveLen(150))
+		var bound []string
+		for _, b := range bindings {
+			bound = append(bound, b.AppGUID)
+		}
+		Expect(bound).To(ConsistOf(apps[:150]))
+		Expect(server.RequestsTo("/v3/service_credential_bindings")).To(Equal(2))
+		Expect(server.Requests()).To(Equal(2))
+	})
+
+	It("asks nothing for no apps", func() {
+		server.ResetCounts()
+		bindings, err := cf.AppsBindings(ctx, []string{"not-a-guid"})
+		Expect(err).NotTo(HaveOccurred())
+		Expect(bindings).To(BeEmpty())
+		Expect(server.Requests()).To(BeZero())
+	})
+})
