@@ -12,3 +12,13 @@ func (m *WatchMetrics) Events() prometheus.Counter { return m.events }
 
 // Refreshed is the counter of apps refreshed.
 func (m *WatchMetrics) Refreshed() prometheus.Counter { return m.refreshed }
+
+// ChangesCounter is the counter of store changes of kind.
+func ChangesCounter(m *Metrics, kind string) prometheus.Counter {
+	return m.changes.WithLabelValues(kind)
+}
+
+// RunsCounter is the counter of full reconciles with outcome.
+func RunsCounter(m *Metrics, outcome string) prometheus.Counter {
+	return m.runs.WithLabelValues(outcome)
+}

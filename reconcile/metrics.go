@@ -37,7 +37,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		}, []string{"state"}),
 		changes: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "cf_app_discovery_reconcile_changes_total",
-			Help: "Store changes made by reconcile runs, by kind.",
+			Help: "Store changes made by reconcile runs and watch refreshes, by kind.",
 		}, []string{"kind"}),
 	}
 	reg.MustRegister(m.runs, m.lastSuccess, m.duration, m.targets, m.changes)
@@ -49,11 +49,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 
 func (m *Metrics) observe(res Result, err error, took time.Duration, end time.Time) {
 	m.duration.Observe(took.Seconds())
-	m.changes.WithLabelValues("target_written").Add(float64(res.TargetsWritten))
-	m.changes.WithLabelValues("target_deleted").Add(float64(res.TargetsDeleted))
-	m.changes.WithLabelValues("record_adopted").Add(float64(res.RecordsAdopted))
-	m.changes.WithLabelValues("record_removed").Add(float64(res.RecordsRemoved))
-	m.changes.WithLabelValues("conflict").Add(float64(res.WritesConflicts))
+	m.observeChanges(res)
 	if err != nil {
 		m.runs.WithLabelValues("failure").Inc()
 		return
@@ -62,6 +58,15 @@ func (m *Metrics) observe(res Result, err error, took time.Duration, end time.Ti
 	m.lastSuccess.Set(float64(end.Unix()))
 	m.targets.WithLabelValues("active").Set(float64(res.Active))
 	m.targets.WithLabelValues("inactive").Set(float64(res.Inactive))
+}
+
+// observeChanges counts the store changes of a run, full or not.
+func (m *Metrics) observeChanges(res Result) {
+	m.changes.WithLabelValues("target_written").Add(float64(res.TargetsWritten))
+	m.changes.WithLabelValues("target_deleted").Add(float64(res.TargetsDeleted))
+	m.changes.WithLabelValues("record_adopted").Add(float64(res.RecordsAdopted))
+	m.changes.WithLabelValues("record_removed").Add(float64(res.RecordsRemoved))
+	m.changes.WithLabelValues("conflict").Add(float64(res.WritesConflicts))
 }
 
 // WatchMetrics are the target updater's metrics about its watch of the CF

@@ -67,6 +67,9 @@ type Result struct {
 	RecordsAdopted  int
 	RecordsRemoved  int
 	WritesConflicts int
+	// Bound is how many of the apps the run was for are bound (in its
+	// first pass).
+	Bound int
 }
 
 func (r Result) changes() int {
@@ -82,26 +85,7 @@ var ErrReconcile = errors.New("reconcile failed")
 func (r *Reconciler) Run(ctx context.Context) (Result, error) {
 	start := r.now()
 	logger := r.logger().Session("reconcile")
-	var total Result
-	var err error
-	maxPasses := max(r.MaxPasses, 2)
-	for pass := 1; pass <= maxPasses; pass++ {
-		var res Result
-		res, err = r.pass(ctx, logger.Session("pass", lager.Data{"pass": pass}), pass)
-		total.Passes = pass
-		total.Active, total.Inactive = res.Active, res.Inactive
-		total.TargetsWritten += res.TargetsWritten
-		total.TargetsDeleted += res.TargetsDeleted
-		total.RecordsAdopted += res.RecordsAdopted
-		total.RecordsRemoved += res.RecordsRemoved
-		total.WritesConflicts += res.WritesConflicts
-		if err != nil || res.changes() == 0 {
-			break
-		}
-		if pass == maxPasses {
-			logger.Info("still-changing", lager.Data{"passes": pass})
-		}
-	}
+	total, err := r.passes(ctx, logger, nil)
 	if r.Metrics != nil {
 		r.Metrics.observe(total, err, r.now().Sub(start), r.now())
 	}
@@ -118,14 +102,48 @@ func (r *Reconciler) Run(ctx context.Context) (Result, error) {
 	return total, nil
 }
 
+// passes runs passes over the apps of subset (every app when nil) until
+// one changes nothing: each pass after the first verifies the one before,
+// so that a bind or unbind made meanwhile is not undone.
+func (r *Reconciler) passes(ctx context.Context, logger lager.Logger, subset []string) (Result, error) {
+	var total Result
+	var err error
+	maxPasses := max(r.MaxPasses, 2)
+	for pass := 1; pass <= maxPasses; pass++ {
+		var res Result
+		res, err = r.pass(ctx, logger.Session("pass", lager.Data{"pass": pass}), pass, subset)
+		if pass == 1 {
+			total.Bound = res.Bound
+		}
+		total.Passes = pass
+		total.Active, total.Inactive = res.Active, res.Inactive
+		total.TargetsWritten += res.TargetsWritten
+		total.TargetsDeleted += res.TargetsDeleted
+		total.RecordsAdopted += res.RecordsAdopted
+		total.RecordsRemoved += res.RecordsRemoved
+		total.WritesConflicts += res.WritesConflicts
+		if err != nil || res.changes() == 0 {
+			break
+		}
+		if pass == maxPasses {
+			logger.Info("still-changing", lager.Data{"passes": pass})
+		}
+	}
+	return total, err
+}
+
 // pass reads the store and CF, plans the changes from what it read alone,
-// and applies them.
-func (r *Reconciler) pass(ctx context.Context, logger lager.Logger, pass int) (Result, error) {
-	w, err := r.read(ctx, logger)
+// and applies them, for the apps of subset (every app when nil).
+func (r *Reconciler) pass(ctx context.Context, logger lager.Logger, pass int, subset []string) (Result, error) {
+	w, err := r.read(ctx, logger, subset)
 	if err != nil {
 		return Result{}, err
 	}
-	p := r.plan(w, w.apps())
+	guids := subset
+	if subset == nil {
+		guids = w.apps()
+	}
+	p := r.plan(w, guids)
 	if r.beforeApply != nil {
 		r.beforeApply(pass)
 	}
@@ -134,7 +152,7 @@ func (r *Reconciler) pass(ctx context.Context, logger lager.Logger, pass int) (R
 		Active: p.active, Inactive: p.inactive,
 		TargetsWritten: applied[kindWriteTarget], TargetsDeleted: applied[kindDeleteTarget],
 		RecordsAdopted: applied[kindAdoptRecord], RecordsRemoved: applied[kindRemoveRecord],
-		WritesConflicts: applied[kindConflict],
+		WritesConflicts: applied[kindConflict], Bound: w.boundAmong(guids),
 	}, err
 }
 
