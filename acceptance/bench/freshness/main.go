@@ -119,7 +119,10 @@ func run(o options) error {
 		o.idle, cf.Requests(), cf.RequestsTo("/v3/audit_events"), cf.RequestsTo("/v3/deployments"), idle)
 
 	rng := rand.New(rand.NewPCG(o.seed, o.seed))
-	b := &bench{cf: cf, st: st, rng: rng, timeout: o.timeout, domain: pop.Domain}
+	b := &bench{cf: cf, st: st, rng: rng, timeout: o.timeout, domain: pop.Domain, spaces: map[string]string{}}
+	for _, a := range pop.Apps {
+		b.spaces[a.GUID] = a.SpaceGUID
+	}
 	apps := make([]string, 0, o.bound)
 	for _, a := range pop.Apps[:o.bound] {
 		apps = append(apps, a.GUID)
@@ -178,6 +181,7 @@ type bench struct {
 	rng     *rand.Rand
 	timeout time.Duration
 	domain  fakecf.Domain
+	spaces  map[string]string // space guid by app guid
 }
 
 // plan returns the first changes: 20 scales, 15 stops (each followed by a
@@ -249,7 +253,7 @@ func (b *bench) route(app string, due time.Time, i int) *change {
 	host := "fresh-" + strconv.Itoa(i)
 	return &change{kind: "route", app: app, due: due, measured: true,
 		do: func() error {
-			r, err := b.cf.AddRoute(fakecf.Route{Host: host, DomainGUID: b.domain.GUID, Path: "/metrics"})
+			r, err := b.cf.AddRoute(fakecf.Route{Host: host, DomainGUID: b.domain.GUID, Path: "/metrics", SpaceGUID: b.spaces[app]})
 			if err != nil {
 				return err
 			}
@@ -475,7 +479,7 @@ func startUpdater(ctx context.Context, o options, cfURL, s3URL, planID string) (
 		"BUCKET_NAME="+bucket, "AWS_REGION=us-east-1", "S3_ENDPOINT="+s3URL,
 		"AWS_ACCESS_KEY_ID=bench", "AWS_SECRET_ACCESS_KEY=bench",
 		"PORT="+strconv.Itoa(port), "WATCH_INTERVAL="+o.watch.String(), "UPDATE_SCHEDULE="+o.schedule,
-		"INSTANCE_ADDRESSING=process", "LOG_LEVEL=error",
+		"INSTANCE_ADDRESSING=process", "LOG_LEVEL="+cmp.Or(os.Getenv("BENCH_LOG_LEVEL"), "error"),
 	)
 	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
 	cmd.Cancel = func() error { return cmd.Process.Signal(syscall.SIGTERM) }
