@@ -71,7 +71,7 @@ bench-reconcile:
 # Freshness: the real target-updater watching every 10 s against a fake CF
 # API (20 ms per request) with 10,000 bound apps of 12,000 and an
 # S3-compatible server; CF requests per minute idle, then 100 changes at
-# random moments, each timed until the bucket shows it. About 4 minutes.
+# random moments, each timed until the bucket shows it. 3 to 4 minutes.
 .PHONY: bench-freshness
 bench-freshness:
 	$(GO) build -o $(BIN)/ ./cmd/target-updater
