@@ -66,7 +66,8 @@ func (p *faultyS3Proxy) take(r *http.Request) (string, chan struct{}, chan struc
 	if r.Method == http.MethodGet && r.URL.Query().Has("list-type") {
 		op = "LIST"
 	}
-	key := strings.TrimPrefix(r.URL.Path, "/faults/")
+	// Path-style: /<bucket>/<key>.
+	_, key, _ := strings.Cut(strings.TrimPrefix(r.URL.Path, "/"), "/")
 	if (f.op != "" && f.op != op) || !strings.HasPrefix(key, f.prefix) {
 		return "", nil, nil
 	}
@@ -171,7 +172,7 @@ var _ = Describe("under faults", Ordered, func() {
 		content := map[string]string{}
 		for _, app := range described {
 			key, _ := store.TargetKey(app.GUID, app.Started())
-			content[key] = string(targets.Render(app, paasDomain, targets.AppAddressing))
+			content[key] = string(targets.Render(app, paasDomain))
 		}
 		got := bucket()
 		for key, body := range got {

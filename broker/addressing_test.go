@@ -27,8 +27,8 @@ var _ = Describe("Bind during a rolling deploy", func() {
 			h.serve()
 			r := h.bindWith(bindingID, bindBody(appGUID))
 			Expect(r.status).To(Equal(http.StatusCreated), r.raw)
-			Expect(h.read("active/" + appGUID + ".json")).To(Equal(string(targets.Render(app, paasDomain, addressing))))
-			Expect(targets.Groups(app, paasDomain, addressing)).To(HaveLen(groups))
+			Expect(h.read("active/" + appGUID + ".json")).To(Equal(string(targets.RenderWith(app, targets.Options{PaaSDomain: paasDomain, Addressing: addressing}))))
+			Expect(targets.GroupsWith(app, targets.Options{PaaSDomain: paasDomain, Addressing: addressing})).To(HaveLen(groups))
 		},
 		Entry("app: one group per index", targets.AppAddressing, 2),
 		Entry("process: one group per instance of each process", targets.ProcessAddressing, 3),

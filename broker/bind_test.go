@@ -46,7 +46,7 @@ var _ = Describe("Bind", func() {
 		})
 
 		It("writes the app's target file to active/, as targets.Render renders it", func() {
-			Expect(h.read("active/" + appGUID + ".json")).To(Equal(string(targets.Render(startedApp(), paasDomain, targets.AppAddressing))))
+			Expect(h.read("active/" + appGUID + ".json")).To(Equal(string(targets.Render(startedApp(), paasDomain))))
 		})
 
 		It("writes the binding record and nothing else", func() {
@@ -59,7 +59,7 @@ var _ = Describe("Bind", func() {
 			Expect(record.PlanID).To(Equal(planID))
 			Expect(record.Source).To(Equal(store.SourceBroker))
 			Expect(record.CreatedAt).NotTo(BeZero())
-			Expect(string(record.Parameters)).To(MatchJSON(`{"secret-ish":"tenant-value"}`))
+			Expect(record.Parameters).To(BeEmpty())
 		})
 
 		It("asks the CF API about the app once", func() {
@@ -83,7 +83,7 @@ var _ = Describe("Bind", func() {
 		It("writes its target file to inactive/", func() {
 			Expect(r.status).To(Equal(http.StatusCreated))
 			Expect(h.files()).To(ConsistOf("inactive/"+app2GUID+".json", "bindings/"+bindingID+".json"))
-			Expect(h.read("inactive/" + app2GUID + ".json")).To(Equal(string(targets.Render(stoppedApp(), paasDomain, targets.AppAddressing))))
+			Expect(h.read("inactive/" + app2GUID + ".json")).To(Equal(string(targets.Render(stoppedApp(), paasDomain))))
 		})
 	})
 
@@ -142,7 +142,7 @@ var _ = Describe("Bind", func() {
 
 			It("writes it again", func() {
 				Expect(r.status).To(Equal(http.StatusOK))
-				Expect(h.read("active/" + appGUID + ".json")).To(Equal(string(targets.Render(startedApp(), paasDomain, targets.AppAddressing))))
+				Expect(h.read("active/" + appGUID + ".json")).To(Equal(string(targets.Render(startedApp(), paasDomain))))
 			})
 		})
 	})
@@ -162,6 +162,7 @@ var _ = Describe("Bind", func() {
 
 	Context("when the target updater adopted the binding while Cloud Controller was creating it", func() {
 		BeforeEach(func() {
+			body.(map[string]any)["parameters"] = map[string]any{"job": "tenant-value"}
 			adopted, err := store.Binding{BindingGUID: bindingID, AppGUID: appGUID, PlanID: planID,
 				CreatedAt: time.Now(), Source: store.SourceReconcile}.Marshal()
 			Expect(err).NotTo(HaveOccurred())
@@ -174,7 +175,7 @@ var _ = Describe("Bind", func() {
 			record := h.record(bindingID)
 			Expect(record.Source).To(Equal(store.SourceBroker))
 			Expect(record.InstanceGUID).To(Equal(instanceID))
-			Expect(string(record.Parameters)).To(MatchJSON(`{"secret-ish":"tenant-value"}`))
+			Expect(string(record.Parameters)).To(MatchJSON(`{"job":"tenant-value"}`))
 			Expect(h.files()).To(ContainElement("active/" + appGUID + ".json"))
 		})
 	})

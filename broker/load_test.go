@@ -240,7 +240,7 @@ var _ = Describe("Broker under concurrent load", Ordered, func() {
 			Expect(err).NotTo(HaveOccurred())
 			got, _, err := st.Get(ctx, key)
 			Expect(err).NotTo(HaveOccurred())
-			Expect(string(got)).To(Equal(string(targets.Render(want, "paas.example", targets.AppAddressing))))
+			Expect(string(got)).To(Equal(string(targets.Render(want, "paas.example"))))
 		}
 	}
 

@@ -2,10 +2,12 @@ package cfapi
 
 import (
 	"context"
-	"fmt"
+	"errors"
 	"net/http"
 	"strings"
 	"time"
+
+	"github.com/cloudfoundry/go-cfclient/v3/resource"
 )
 
 // AuditEvent is one audit event as the CF API lists it: what happened
@@ -47,41 +49,32 @@ func (c *Client) AuditEvents(ctx context.Context, since time.Time, types []strin
 	if len(types) == 0 {
 		return nil, nil
 	}
-	events, _, err := listAll[cfAuditEvent](ctx, c, "/v3/audit_events", false,
+	return listAllOf(ctx, c, "/v3/audit_events", func(e *auditEventResource) (AuditEvent, bool) {
+		return AuditEvent{GUID: e.GUID, Type: e.Type, CreatedAt: e.CreatedAt,
+			TargetGUID: e.Target.GUID, ProcessGUID: e.Data.ProcessGUID}, true
+	},
 		"types", strings.Join(types, ","),
 		"created_ats[gte]", since.UTC().Format(eventTimeLayout),
 		"order_by", "created_at")
-	if err != nil {
-		return nil, err
-	}
-	out := make([]AuditEvent, 0, len(events))
-	for _, e := range events {
-		out = append(out, AuditEvent{GUID: e.GUID, Type: e.Type, CreatedAt: e.CreatedAt,
-			TargetGUID: e.Target.GUID, ProcessGUID: e.Data.ProcessGUID})
-	}
-	return out, nil
 }
 
 // ActiveDeployments lists the deployments still running, in every space the
 // user can see: /v3/deployments?status_values=ACTIVE, 5000 a page. The end
 // of a deployment writes no audit event; it shows as its leaving this list.
 func (c *Client) ActiveDeployments(ctx context.Context) ([]Deployment, error) {
-	deployments, _, err := listAll[cfDeployment](ctx, c, "/v3/deployments", false, "status_values", "ACTIVE")
-	if err != nil {
-		return nil, err
-	}
-	var out []Deployment
-	for _, d := range deployments {
-		if d.Status.Value != "ACTIVE" {
-			continue
-		}
-		dep := Deployment{GUID: d.GUID, AppGUID: d.Relationships.App.guid(), Reason: d.Status.Reason}
+	return listAllOf(ctx, c, "/v3/deployments", func(d *deploymentResource) (Deployment, bool) {
+		dep := Deployment{GUID: d.GUID, AppGUID: guidOf(&d.Relationships.App), Reason: d.Status.Reason}
 		for _, p := range d.NewProcesses {
 			dep.NewProcessGUIDs = append(dep.NewProcessGUIDs, p.GUID)
 		}
-		out = append(out, dep)
-	}
-	return out, nil
+		return dep, d.Status.Value == "ACTIVE"
+	}, "status_values", "ACTIVE")
+}
+
+// listAllOf is listAll for listings without included resources.
+func listAllOf[R, T any](ctx context.Context, c *Client, path string, keep func(*R) (T, bool), params ...string) ([]T, error) {
+	items, _, err := listAll(ctx, c, path, keep, params...)
+	return items, err
 }
 
 // Now is the CF API's clock, from the Date header of its answer to the
@@ -90,24 +83,20 @@ func (c *Client) ActiveDeployments(ctx context.Context) ([]Deployment, error) {
 // from this clock, not the local one.
 func (c *Client) Now(ctx context.Context) (time.Time, error) {
 	const path = "/v3/audit_events"
-	resp, err := c.do(ctx, c.api+path+"?per_page=1")
-	if err != nil {
-		return time.Time{}, fmt.Errorf("GET %s: %w: %w", path, ErrUnavailable, err)
-	}
-	defer drain(resp)
-	if resp.StatusCode != http.StatusOK {
-		return time.Time{}, newStatusError(resp, path)
-	}
-	date, err := http.ParseTime(resp.Header.Get("Date"))
-	if err != nil {
-		return time.Time{}, malformed(path, "no Date header")
-	}
-	return date.UTC(), nil
+	var date time.Time
+	err := c.http.answer(ctx, c.api+path+"?per_page=1", path, func(resp *http.Response) (err error) {
+		date, err = http.ParseTime(resp.Header.Get("Date"))
+		if err != nil {
+			return errors.New("no Date header")
+		}
+		return nil
+	})
+	return date.UTC(), err
 }
 
 // The parts of audit event and deployment resources this client reads.
 type (
-	cfAuditEvent struct {
+	auditEventResource struct {
 		GUID      string    `json:"guid"`
 		Type      string    `json:"type"`
 		CreatedAt time.Time `json:"created_at"`
@@ -120,7 +109,7 @@ type (
 			ProcessGUID string `json:"process_guid"`
 		} `json:"data"`
 	}
-	cfDeployment struct {
+	deploymentResource struct {
 		GUID   string `json:"guid"`
 		Status struct {
 			Value  string `json:"value"`
@@ -130,7 +119,7 @@ type (
 			GUID string `json:"guid"`
 		} `json:"new_processes"`
 		Relationships struct {
-			App cfToOne `json:"app"`
+			App resource.ToOneRelationship `json:"app"`
 		} `json:"relationships"`
 	}
 )

@@ -129,6 +129,6 @@ func app(n int, org, space string, instances int) targets.App {
 func putApp(f *fakeStore, a targets.App) string {
 	key, err := store.TargetKey(a.GUID, a.Started())
 	Expect(err).NotTo(HaveOccurred())
-	f.put(key, targets.Render(a, "paas.example", targets.AppAddressing))
+	f.put(key, targets.Render(a, "paas.example"))
 	return key
 }

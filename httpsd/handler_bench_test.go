@@ -22,7 +22,7 @@ func benchEndpoint(b *testing.B) (*httpsd.Handler, *httpsd.View, *fakeStore) {
 		if err != nil {
 			b.Fatal(err)
 		}
-		st.put(key, targets.Render(a, "paas.example", targets.AppAddressing))
+		st.put(key, targets.Render(a, "paas.example"))
 	}
 	view := httpsd.NewView(httpsd.ViewOptions{Store: st})
 	if err := view.Refresh(context.Background()); err != nil {
@@ -66,7 +66,7 @@ func BenchmarkServeFirstFiltered(b *testing.B) {
 		n++
 		a := app(1, "org-1", "space-0", 1+n%3)
 		key, _ := store.TargetKey(a.GUID, true)
-		st.put(key, targets.Render(a, "paas.example", targets.AppAddressing))
+		st.put(key, targets.Render(a, "paas.example"))
 		if err := view.Refresh(context.Background()); err != nil {
 			b.Fatal(err)
 		}

@@ -90,7 +90,7 @@ var _ = Describe("View", func() {
 		for _, a := range []targets.App{app(1, "org-a", "space-1", 3), app(2, "org-a", "space-2", 0), withPath, venerable, stopped} {
 			key, err := store.TargetKey(a.GUID, a.Started())
 			Expect(err).NotTo(HaveOccurred())
-			_, err = bucket.Put(ctx, key, targets.Render(a, "paas.example", targets.AppAddressing), store.Condition{})
+			_, err = bucket.Put(ctx, key, targets.Render(a, "paas.example"), store.Condition{})
 			Expect(err).NotTo(HaveOccurred())
 		}
 		// A file as the Ruby service wrote it: other spacing, other key order.

@@ -109,7 +109,7 @@ var _ = Describe("A scrape through the shared contract", func() {
 		file := targets.Render(targets.App{
 			GUID: guid, Name: "my-app", State: "STARTED", Processes: []targets.Process{{GUID: "00000000-0000-4000-8000-000000000001", Instances: 3}}, Org: "org", Space: "space",
 			Routes: []targets.Route{{Host: "my-app", Domain: "example.com", Protocol: "http1"}},
-		}, "apps.example.com", targets.AppAddressing)
+		}, "apps.example.com")
 		var groups []targets.TargetGroup
 		Expect(json.Unmarshal(file, &groups)).To(Succeed())
 		Expect(groups).To(HaveLen(3))
@@ -173,7 +173,7 @@ var _ = Describe("A scrape through the shared contract", func() {
 		file := targets.Render(targets.App{
 			GUID: guid, Name: "my-app", State: "STARTED", Processes: []targets.Process{{GUID: "00000000-0000-4000-8000-000000000001", Instances: 1}},
 			Routes: []targets.Route{{Host: "my-app", Domain: "example.com", Path: "/api", Protocol: "http1"}},
-		}, "apps.example.com", targets.AppAddressing)
+		}, "apps.example.com")
 		var groups []targets.TargetGroup
 		Expect(json.Unmarshal(file, &groups)).To(Succeed())
 		resp, err := client.Get(prometheusScrapeURL(groups[0]))

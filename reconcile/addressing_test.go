@@ -27,7 +27,7 @@ var _ = Describe("Reconciler addressing", func() {
 			rec := &reconcile.Reconciler{Store: st, CF: cf, PaaSDomain: paasDomain, PlanID: "plan", Addressing: addressing}
 			_, err := rec.Run(context.Background())
 			Expect(err).NotTo(HaveOccurred())
-			Expect(st.Body(activeKey(app.GUID))).To(Equal(string(targets.Render(app, paasDomain, addressing))))
+			Expect(st.Body(activeKey(app.GUID))).To(Equal(string(targets.RenderWith(app, targets.Options{PaaSDomain: paasDomain, Addressing: addressing}))))
 		},
 		Entry("app", targets.AppAddressing),
 		Entry("process", targets.ProcessAddressing),

@@ -13,6 +13,7 @@ type Metrics struct {
 	duration    prometheus.Histogram
 	targets     *prometheus.GaugeVec
 	changes     *prometheus.CounterVec
+	annotations *prometheus.CounterVec
 }
 
 // NewMetrics registers the reconcile metrics on reg.
@@ -39,8 +40,12 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Name: "cf_app_discovery_reconcile_changes_total",
 			Help: "Store changes made by reconcile runs and watch refreshes, by kind.",
 		}, []string{"kind"}),
+		annotations: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "cf_app_discovery_invalid_annotations_total",
+			Help: "App annotations ignored because their value is invalid or names a port no route serves, by annotation; counted once per app and reconcile run.",
+		}, []string{"key"}),
 	}
-	reg.MustRegister(m.runs, m.lastSuccess, m.duration, m.targets, m.changes)
+	reg.MustRegister(m.runs, m.lastSuccess, m.duration, m.targets, m.changes, m.annotations)
 	for _, o := range []string{"success", "failure"} {
 		m.runs.WithLabelValues(o)
 	}
@@ -60,13 +65,21 @@ func (m *Metrics) observe(res Result, err error, took time.Duration, end time.Ti
 	m.targets.WithLabelValues("inactive").Set(float64(res.Inactive))
 }
 
-// observeChanges counts the store changes of a run, full or not.
+// observeChanges counts the store changes of a run, full or not, and the
+// annotations it ignored.
 func (m *Metrics) observeChanges(res Result) {
 	m.changes.WithLabelValues("target_written").Add(float64(res.TargetsWritten))
 	m.changes.WithLabelValues("target_deleted").Add(float64(res.TargetsDeleted))
 	m.changes.WithLabelValues("record_adopted").Add(float64(res.RecordsAdopted))
 	m.changes.WithLabelValues("record_removed").Add(float64(res.RecordsRemoved))
 	m.changes.WithLabelValues("conflict").Add(float64(res.WritesConflicts))
+	for _, n := range res.notes {
+		for _, i := range n.ignored {
+			if i.Annotation {
+				m.annotations.WithLabelValues(i.Key).Inc()
+			}
+		}
+	}
 }
 
 // WatchMetrics are the target updater's metrics about its watch of the CF

@@ -55,6 +55,9 @@ type Reconciler struct {
 	// remembers the updater's writes from one run to the next.
 	bucketOnce sync.Once
 	bkt        *store.Bucket
+	// records are the binding records read so far, kept from one run to
+	// the next.
+	records recordCache
 }
 
 // Result counts what a run did.
@@ -70,6 +73,9 @@ type Result struct {
 	// Bound is how many of the apps the run was for are bound (in its
 	// first pass).
 	Bound int
+	// notes are what the last pass left out of target files: invalid
+	// settings and conflicts between bindings.
+	notes []note
 }
 
 func (r Result) changes() int {
@@ -86,6 +92,7 @@ func (r *Reconciler) Run(ctx context.Context) (Result, error) {
 	start := r.now()
 	logger := r.logger().Session("reconcile")
 	total, err := r.passes(ctx, logger, nil)
+	logNotes(logger, total.notes)
 	if r.Metrics != nil {
 		r.Metrics.observe(total, err, r.now().Sub(start), r.now())
 	}
@@ -122,6 +129,7 @@ func (r *Reconciler) passes(ctx context.Context, logger lager.Logger, subset []s
 		total.RecordsAdopted += res.RecordsAdopted
 		total.RecordsRemoved += res.RecordsRemoved
 		total.WritesConflicts += res.WritesConflicts
+		total.notes = res.notes
 		if err != nil || res.changes() == 0 {
 			break
 		}
@@ -153,6 +161,7 @@ func (r *Reconciler) pass(ctx context.Context, logger lager.Logger, pass int, su
 		TargetsWritten: applied[kindWriteTarget], TargetsDeleted: applied[kindDeleteTarget],
 		RecordsAdopted: applied[kindAdoptRecord], RecordsRemoved: applied[kindRemoveRecord],
 		WritesConflicts: applied[kindConflict], Bound: w.boundAmong(guids),
+		notes: p.notes,
 	}, err
 }
 

@@ -138,7 +138,7 @@ var _ = Describe("Reconciler", func() {
 		cf.mu.Lock()
 		a := cf.apps[appGUIDn(app)]
 		cf.mu.Unlock()
-		Expect(broker.PutTarget(ctx, store.Target{AppGUID: a.GUID, Started: a.Started(), Body: targets.Render(a, paasDomain, targets.AppAddressing)})).To(Succeed())
+		Expect(broker.PutTarget(ctx, store.Target{AppGUID: a.GUID, Started: a.Started(), Body: targets.Render(a, paasDomain)})).To(Succeed())
 		cf.bind(bindingGUIDn(b), appGUIDn(app))
 	}
 	// brokerUnbind does what Cloud Controller and the broker do on the last
@@ -159,7 +159,7 @@ var _ = Describe("Reconciler", func() {
 		other, _ := store.TargetKey(app.GUID, !app.Started())
 		ExpectWithOffset(1, st.Keys()).To(ContainElement(key))
 		ExpectWithOffset(1, st.Keys()).NotTo(ContainElement(other))
-		ExpectWithOffset(1, st.Body(key)).To(Equal(string(targets.Render(app, paasDomain, targets.AppAddressing))))
+		ExpectWithOffset(1, st.Body(key)).To(Equal(string(targets.Render(app, paasDomain))))
 	}
 	expectNoTarget := func(app string) {
 		ExpectWithOffset(1, st.Keys()).NotTo(ContainElement(activeKey(app)))
@@ -180,13 +180,43 @@ var _ = Describe("Reconciler", func() {
 		st.ResetOps()
 	})
 
+	// warm runs once, so that the reconciler holds every record, and
+	// forgets the store operations it made.
+	warm := func() {
+		run()
+		st.ResetOps()
+	}
+
+	It("reads each record once, then only those whose ETag changed", func() {
+		run()
+		Expect(st.Ops()).To(Equal(map[string]int{"LIST": 3, "GET": 3}))
+		_, err := store.NewBucket(st).WriteBinding(ctx, store.Binding{BindingGUID: bindingGUIDn(2), AppGUID: appGUIDn(2),
+			PlanID: "plan", CreatedAt: time.Now(), Source: store.SourceBroker}, store.Condition{})
+		Expect(err).NotTo(HaveOccurred()) // a new record: a new ETag
+		st.ResetOps()
+		run()
+		Expect(st.Ops()).To(Equal(map[string]int{"LIST": 3, "GET": 1}))
+		st.ResetOps()
+		run()
+		Expect(st.Ops()).To(Equal(map[string]int{"LIST": 3}))
+	})
+
+	It("holds in memory only the records the store still lists", func() {
+		run()
+		Expect(reconcile.CachedRecords(rec)).To(Equal(3))
+		brokerUnbind(3, 3)
+		run()
+		Expect(reconcile.CachedRecords(rec)).To(Equal(2))
+	})
+
 	It("makes no GET, PUT or DELETE when nothing changed", func() {
+		warm()
 		res := run()
 		Expect(res.Passes).To(Equal(1))
 		Expect(res.Active).To(Equal(3))
 		Expect(st.Ops()).To(Equal(map[string]int{"LIST": 3}))
 		Expect(metricValue(reg, "cf_app_discovery_targets", "active")).To(Equal(3.0))
-		Expect(metricValue(reg, "cf_app_discovery_reconcile_runs_total", "success")).To(Equal(1.0))
+		Expect(metricValue(reg, "cf_app_discovery_reconcile_runs_total", "success")).To(Equal(2.0))
 	})
 
 	Context("when the store's ETags are not the MD5 of the content (SSE-KMS)", func() {
@@ -213,6 +243,7 @@ var _ = Describe("Reconciler", func() {
 	})
 
 	It("rewrites a scaled app, verifying with a second pass", func() {
+		warm()
 		cf.update(appGUIDn(1), func(a *targets.App) { a.Processes[0].Instances = 5 })
 		res := run()
 		Expect(res.TargetsWritten).To(Equal(1))
@@ -307,7 +338,7 @@ var _ = Describe("Reconciler", func() {
 	It("removes the target file of an app that is not bound", func() {
 		stray := newApp(9, 1)
 		cf.apps[stray.GUID] = stray
-		_, err := st.Put(ctx, activeKey(stray.GUID), targets.Render(stray, paasDomain, targets.AppAddressing), store.Condition{})
+		_, err := st.Put(ctx, activeKey(stray.GUID), targets.Render(stray, paasDomain), store.Condition{})
 		Expect(err).NotTo(HaveOccurred())
 		run()
 		expectNoTarget(stray.GUID)

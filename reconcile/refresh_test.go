@@ -2,6 +2,7 @@ package reconcile_test
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"time"
@@ -32,7 +33,7 @@ var _ = Describe("RunApps", func() {
 	)
 
 	render := func(guid string) string {
-		return string(targets.Render(cf.apps[guid], paasDomain, targets.AppAddressing))
+		return string(targets.Render(cf.apps[guid], paasDomain))
 	}
 	// unbind does what Cloud Controller and the broker do on an app's
 	// last unbind.
@@ -95,6 +96,22 @@ var _ = Describe("RunApps", func() {
 		Expect(cf.appBindings).To(BeEmpty())
 	})
 
+	It("renders the apps with their bindings' bind parameters", func() {
+		record, err := store.Binding{BindingGUID: bindingGUIDn(1), AppGUID: app1, PlanID: "plan", Source: store.SourceBroker,
+			Parameters: json.RawMessage(`{"path":"/admin/metrics"}`)}.Marshal()
+		Expect(err).NotTo(HaveOccurred())
+		st.PutRaw(recordKey(bindingGUIDn(1)), record)
+		cf.update(app1, func(a *targets.App) { a.Processes[0].Instances = 3 })
+		_, err = rec.RunApps(ctx, []string{app1})
+		Expect(err).NotTo(HaveOccurred())
+		var groups []targets.TargetGroup
+		Expect(json.Unmarshal([]byte(st.Body(activeKey(app1))), &groups)).To(Succeed())
+		Expect(groups).To(HaveLen(3))
+		for _, g := range groups {
+			Expect(g.Labels).To(HaveKeyWithValue("__metrics_path__", "/admin/metrics"))
+		}
+	})
+
 	It("looks up no app, and writes nothing, for an app that is not bound", func() {
 		bound, err := rec.RunApps(ctx, []string{app4})
 		Expect(err).NotTo(HaveOccurred())
@@ -114,7 +131,7 @@ var _ = Describe("RunApps", func() {
 			Expect(err).NotTo(HaveOccurred())
 			Expect(st.Body(activeKey(app1))).To(Equal(render(app1)))
 			Expect(st.Ops()).NotTo(HaveKey(storetest.OpList))
-			Expect(st.Ops()).To(HaveKeyWithValue(storetest.OpGet, 8), "2 apps, 2 places, 2 passes")
+			Expect(st.Ops()).To(HaveKeyWithValue(storetest.OpGet, 10), "2 passes: 2 apps in 2 places, and the record of app1's binding")
 		})
 
 		It("lists the records when an app has a file and no binding CF lists, and keeps a bind in flight", func() {

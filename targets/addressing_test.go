@@ -89,7 +89,7 @@ var _ = Describe("Addressing", func() {
 	DescribeTable("a rolling deploy, step by step",
 		func(old, new int, app, process []string) {
 			for mode, want := range map[targets.Addressing][]string{targets.AppAddressing: app, targets.ProcessAddressing: process} {
-				groups := targets.Groups(deploying(old, new), "paas.example", mode)
+				groups := targets.GroupsWith(deploying(old, new), targets.Options{PaaSDomain: "paas.example", Addressing: mode})
 				Expect(summary(groups)).To(Equal(want), "addressing %s", mode)
 				expectDistinctLabelSets(groups)
 			}
@@ -129,7 +129,7 @@ var _ = Describe("Addressing", func() {
 						a.Processes[i].GUID = appGUID
 					}
 				}
-				groups := targets.Groups(a, "paas.example", mode)
+				groups := targets.GroupsWith(a, targets.Options{PaaSDomain: "paas.example", Addressing: mode})
 				Expect(summary(groups)).To(Equal(want), "addressing %s", mode)
 				expectDistinctLabelSets(groups)
 			}
@@ -155,7 +155,7 @@ var _ = Describe("Addressing", func() {
 	DescribeTable("a canary deploy",
 		func(old, new int, app, process []string) {
 			for mode, want := range map[targets.Addressing][]string{targets.AppAddressing: app, targets.ProcessAddressing: process} {
-				groups := targets.Groups(deploying(old, new), "paas.example", mode)
+				groups := targets.GroupsWith(deploying(old, new), targets.Options{PaaSDomain: "paas.example", Addressing: mode})
 				Expect(summary(groups)).To(Equal(want), "addressing %s", mode)
 				expectDistinctLabelSets(groups)
 			}
@@ -172,13 +172,14 @@ var _ = Describe("Addressing", func() {
 
 	It("takes the zero Addressing for app addressing", func() {
 		app := deploying(2, 1)
-		Expect(targets.Render(app, "paas.example", "")).To(Equal(targets.Render(app, "paas.example", targets.AppAddressing)))
+		Expect(targets.RenderWith(app, targets.Options{PaaSDomain: "paas.example"})).
+			To(Equal(targets.RenderWith(app, targets.Options{PaaSDomain: "paas.example", Addressing: targets.AppAddressing})))
 	})
 
 	It("writes the process instance parameter sorted among the labels", func() {
 		app := deploying(1, 1)
 		app.Processes[0].Instances = 0
-		Expect(string(targets.Render(app, "paas.example", targets.ProcessAddressing))).To(Equal(`[
+		Expect(string(targets.RenderWith(app, targets.Options{PaaSDomain: "paas.example", Addressing: targets.ProcessAddressing}))).To(Equal(`[
   {
     "targets": [
       "my-app.example.com"
@@ -201,14 +202,14 @@ var _ = Describe("Addressing", func() {
 	Context("when an app has a single web process", func() {
 		It("renders the same bytes in both modes", func() {
 			app := deploying(3, -1)
-			Expect(targets.Render(app, "paas.example", targets.ProcessAddressing)).
-				To(Equal(targets.Render(app, "paas.example", targets.AppAddressing)))
+			Expect(targets.RenderWith(app, targets.Options{PaaSDomain: "paas.example", Addressing: targets.ProcessAddressing})).
+				To(Equal(targets.Render(app, "paas.example")))
 		})
 	})
 
 	Context("in process addressing", func() {
 		It("keeps every other label of app addressing in each group", func() {
-			for _, g := range targets.Groups(deploying(1, 1), "paas.example", targets.ProcessAddressing) {
+			for _, g := range targets.GroupsWith(deploying(1, 1), targets.Options{PaaSDomain: "paas.example", Addressing: targets.ProcessAddressing}) {
 				index := g.Labels["__param_cf_app_instance_index"]
 				Expect(g.Labels).To(HaveKeyWithValue("__param_cf_app_guid", appGUID))
 				Expect(g.Labels).To(HaveKeyWithValue("__param_cf_app_instance", appGUID+":"+index))
@@ -223,22 +224,22 @@ var _ = Describe("Addressing", func() {
 			app := deploying(2, 1)
 			reversed := app
 			reversed.Processes = []targets.Process{app.Processes[1], app.Processes[0]}
-			Expect(targets.Render(reversed, "paas.example", targets.ProcessAddressing)).
-				To(Equal(targets.Render(app, "paas.example", targets.ProcessAddressing)))
-			Expect(summary(targets.Groups(reversed, "paas.example", targets.ProcessAddressing))[0]).To(Equal("app:0 new:0"))
+			Expect(targets.RenderWith(reversed, targets.Options{PaaSDomain: "paas.example", Addressing: targets.ProcessAddressing})).
+				To(Equal(targets.RenderWith(app, targets.Options{PaaSDomain: "paas.example", Addressing: targets.ProcessAddressing})))
+			Expect(summary(targets.GroupsWith(reversed, targets.Options{PaaSDomain: "paas.example", Addressing: targets.ProcessAddressing}))[0]).To(Equal("app:0 new:0"))
 		})
 
 		It("breaks a created_at tie by guid, so the choice is stable", func() {
 			app := deploying(1, 1)
 			app.Processes[0].CreatedAt = app.Processes[1].CreatedAt
-			Expect(summary(targets.Groups(app, "paas.example", targets.ProcessAddressing))).
+			Expect(summary(targets.GroupsWith(app, targets.Options{PaaSDomain: "paas.example", Addressing: targets.ProcessAddressing}))).
 				To(Equal([]string{"app:0 new:0", "old:0 old:0"}))
 		})
 
 		It("names every older process's instances by process when a deployment replaced another", func() {
 			app := deploying(1, 1)
 			app.Processes = append(app.Processes, targets.Process{GUID: thirdProcess, Instances: 1, CreatedAt: deployStart.Add(time.Minute)})
-			groups := targets.Groups(app, "paas.example", targets.ProcessAddressing)
+			groups := targets.GroupsWith(app, targets.Options{PaaSDomain: "paas.example", Addressing: targets.ProcessAddressing})
 			Expect(summary(groups)).To(Equal([]string{"app:0 third:0", "new:0 new:0", "old:0 old:0"}))
 			expectDistinctLabelSets(groups)
 		})

@@ -33,7 +33,7 @@ var _ = Describe("Render", func() {
 	})
 
 	It("writes one group per instance index with the labels of the target format", func() {
-		Expect(targets.Groups(app, "paas.example", targets.AppAddressing)).To(Equal([]targets.TargetGroup{
+		Expect(targets.Groups(app, "paas.example")).To(Equal([]targets.TargetGroup{
 			{Targets: []string{"my-app.example.com"}, Labels: map[string]string{
 				"__param_cf_app_guid": appGUID, "__param_cf_app_instance_index": "0",
 				"__param_cf_app_instance": appGUID + ":0", "instance": appGUID + ":0",
@@ -52,13 +52,13 @@ var _ = Describe("Render", func() {
 			{GUID: "00000000-0000-4000-8000-000000000001", Instances: 3},
 			{GUID: "00000000-0000-4000-8000-000000000002", Instances: 1},
 		}
-		Expect(decode(targets.Render(app, "paas.example", targets.AppAddressing))).To(HaveLen(3))
+		Expect(decode(targets.Render(app, "paas.example"))).To(HaveLen(3))
 		app.Processes[0].Instances, app.Processes[1].Instances = 1, 3
-		Expect(decode(targets.Render(app, "paas.example", targets.AppAddressing))).To(HaveLen(3))
+		Expect(decode(targets.Render(app, "paas.example"))).To(HaveLen(3))
 	})
 
 	It("has only the keys targets and labels in every group", func() {
-		for _, group := range decode(targets.Render(app, "paas.example", targets.AppAddressing)) {
+		for _, group := range decode(targets.Render(app, "paas.example")) {
 			Expect(group).To(HaveLen(2))
 			Expect(group).To(HaveKey("targets"))
 			Expect(group).To(HaveKey("labels"))
@@ -66,15 +66,15 @@ var _ = Describe("Render", func() {
 	})
 
 	It("is byte-stable: the same app gives the same bytes", func() {
-		first := targets.Render(app, "paas.example", targets.AppAddressing)
+		first := targets.Render(app, "paas.example")
 		for range 20 {
-			Expect(targets.Render(app, "paas.example", targets.AppAddressing)).To(Equal(first))
+			Expect(targets.Render(app, "paas.example")).To(Equal(first))
 		}
 	})
 
 	It("writes labels sorted, indented, with a trailing newline", func() {
 		app.Processes[0].Instances = 1
-		Expect(string(targets.Render(app, "paas.example", targets.AppAddressing))).To(Equal(`[
+		Expect(string(targets.Render(app, "paas.example"))).To(Equal(`[
   {
     "targets": [
       "my-app.example.com"
@@ -95,13 +95,13 @@ var _ = Describe("Render", func() {
 
 	It("does not escape HTML characters in names", func() {
 		app.Space = "a&b<c>"
-		Expect(string(targets.Render(app, "paas.example", targets.AppAddressing))).To(ContainSubstring(`"space": "a&b<c>"`))
+		Expect(string(targets.Render(app, "paas.example"))).To(ContainSubstring(`"space": "a&b<c>"`))
 	})
 
 	Context("when the app is scaled to 0", func() {
 		It("writes an empty list", func() {
 			app.Processes[0].Instances = 0
-			Expect(string(targets.Render(app, "paas.example", targets.AppAddressing))).To(Equal("[]\n"))
+			Expect(string(targets.Render(app, "paas.example"))).To(Equal("[]\n"))
 		})
 	})
 
@@ -119,7 +119,7 @@ var _ = Describe("Render", func() {
 	DescribeTable("__metrics_path__",
 		func(path string, want string, present bool) {
 			app.Routes = []targets.Route{{Host: "h", Domain: "example.com", Path: path, Protocol: "http1"}}
-			labels := targets.Groups(app, "paas.example", targets.AppAddressing)[0].Labels
+			labels := targets.Groups(app, "paas.example")[0].Labels
 			if present {
 				Expect(labels).To(HaveKeyWithValue("__metrics_path__", want))
 			} else {
@@ -137,7 +137,7 @@ var _ = Describe("Render", func() {
 		func(routes []targets.Route, target, path string) {
 			app.Name = "my-app-venerable"
 			app.Routes = routes
-			group := targets.Groups(app, "paas.example", targets.AppAddressing)[0]
+			group := targets.Groups(app, "paas.example")[0]
 			Expect(group.Targets).To(Equal([]string{target}))
 			if path == "" {
 				Expect(group.Labels).NotTo(HaveKey("__metrics_path__"))

@@ -42,7 +42,7 @@ var _ = Describe("the broker binary's http_sd endpoint", func() {
 		Expect(err).NotTo(HaveOccurred())
 		app := targets.App{GUID: appGUID, Name: "my-app", State: "STARTED", Org: "o", Space: "s",
 			Processes: []targets.Process{{GUID: appGUID, Instances: 2}}}
-		_, err = bucket.Put(context.Background(), store.ActivePrefix+appGUID+".json", targets.Render(app, "apps.example.com", targets.AppAddressing), store.Condition{})
+		_, err = bucket.Put(context.Background(), store.ActivePrefix+appGUID+".json", targets.Render(app, "apps.example.com"), store.Condition{})
 		Expect(err).NotTo(HaveOccurred())
 
 		port := freePort()

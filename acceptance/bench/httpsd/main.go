@@ -239,7 +239,7 @@ func putApps(ctx context.Context, st *store.S3Store, apps []targets.App) error {
 			if err != nil {
 				return err
 			}
-			_, err = st.Put(ctx, key, targets.Render(a, "apps.example.com", targets.AppAddressing), store.Condition{})
+			_, err = st.Put(ctx, key, targets.Render(a, "apps.example.com"), store.Condition{})
 			return err
 		})
 	}
