@@ -110,6 +110,7 @@ func registered() map[string]*metric {
 			httpsd.NewHandler(httpsd.NewView(httpsd.ViewOptions{Store: st, Registerer: reg}), httpsd.Credentials{}, reg)
 		} else {
 			reconcile.NewMetrics(reg)
+			reconcile.NewWatchMetrics(reg, &reconcile.Watch{})
 		}
 	}
 	allow, err := proxy.ParseAllowList([]string{"example.com"})

@@ -2,10 +2,12 @@ package main
 
 import (
 	"fmt"
+	"time"
 
 	"github.com/robfig/cron/v3"
 
 	"github.com/alphagov/cf-app-discovery/config"
+	"github.com/alphagov/cf-app-discovery/targets"
 )
 
 // settings is the target updater's configuration (README, "Configuration").
@@ -17,21 +19,35 @@ type settings struct {
 	PlanID     string
 	PaaSDomain string
 	Schedule   string
+	Addressing targets.Addressing
+	// WatchInterval is how often the updater follows CF's audit events and
+	// deployments between reconciles; 0 turns watching off.
+	WatchInterval time.Duration
 }
 
-const defaultSchedule = "@every 5m"
+const (
+	defaultSchedule      = "@every 5m"
+	defaultWatchInterval = 10 * time.Second
+	// minWatchInterval keeps a mistyped interval from hammering the CF API.
+	minWatchInterval = time.Second
+)
 
 // loadSettings reads the configuration and returns one error naming every
 // problem.
 func loadSettings(e *config.Env) (settings, error) {
 	s := settings{
-		Port:       e.Port(0),
-		LogLevel:   e.LogLevel(),
-		CF:         e.CF(),
-		Store:      e.Store(),
-		PlanID:     e.Required("PLAN_ID"),
-		PaaSDomain: e.Required("PAAS_DOMAIN"),
-		Schedule:   e.String("UPDATE_SCHEDULE", ""),
+		Port:          e.Port(0),
+		LogLevel:      e.LogLevel(),
+		CF:            e.CF(),
+		Store:         e.Store(),
+		PlanID:        e.Required("PLAN_ID"),
+		PaaSDomain:    e.Required("PAAS_DOMAIN"),
+		Schedule:      e.String("UPDATE_SCHEDULE", ""),
+		Addressing:    addressing(e),
+		WatchInterval: e.Duration("WATCH_INTERVAL", defaultWatchInterval, 0),
+	}
+	if s.WatchInterval > 0 && s.WatchInterval < minWatchInterval {
+		e.Problem("WATCH_INTERVAL must be 0 (off) or at least %s, got %s", minWatchInterval, s.WatchInterval)
 	}
 	if s.Schedule == "" {
 		s.Schedule = defaultSchedule
@@ -44,4 +60,13 @@ func loadSettings(e *config.Env) (settings, error) {
 		e.Problem("UPDATE_SCHEDULE %q is not a cron spec: %v", s.Schedule, err)
 	}
 	return s, e.Err()
+}
+
+// addressing reads INSTANCE_ADDRESSING.
+func addressing(e *config.Env) targets.Addressing {
+	a, err := targets.ParseAddressing(e.String("INSTANCE_ADDRESSING", ""))
+	if err != nil {
+		e.Problem("INSTANCE_ADDRESSING %v", err)
+	}
+	return a
 }

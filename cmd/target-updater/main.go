@@ -47,7 +47,7 @@ func run(once bool) int {
 
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	rec, err := newReconciler(ctx, s, reg, logger)
+	rec, cf, err := newReconciler(ctx, s, reg, logger)
 	if err != nil {
 		logger.Error("start", err)
 		return 1
@@ -74,17 +74,39 @@ func run(once bool) int {
 		logger.Error("schedule", err)
 		return 1
 	}
-	logger.Info("started", lager.Data{"schedule": s.Schedule, "port": s.Port})
+	if s.WatchInterval > 0 {
+		runner.watch = &reconcile.Watch{CF: cf, Apps: rec, Logger: logger}
+		runner.watch.Metrics = reconcile.NewWatchMetrics(reg, runner.watch)
+		// The watch starts where the first full reconcile's reads start,
+		// by the CF API's clock. If the clock cannot be read now, the
+		// first watch reads it.
+		if err := runner.watch.Begin(ctx); err != nil {
+			logger.Error("watch-begin", err)
+		}
+	}
+	logger.Info("started", lager.Data{"schedule": s.Schedule, "watch_interval": s.WatchInterval.String(), "port": s.Port})
 	runner.Run()
 	scheduler.Start()
+	watching := make(chan struct{})
+	go func() {
+		defer close(watching)
+		if runner.watch != nil {
+			runner.watchEvery(s.WatchInterval)
+		}
+	}()
 
 	<-ctx.Done()
 	logger.Info("stopping")
-	// CF waits 10 s after SIGTERM: let a running reconcile notice the
-	// cancelled context and finish its current writes.
+	// CF waits 10 s after SIGTERM: let a running reconcile or watch notice
+	// the cancelled context and finish its current writes.
+	stopped := time.After(8 * time.Second)
 	select {
 	case <-scheduler.Stop().Done():
-	case <-time.After(8 * time.Second):
+	case <-stopped:
+	}
+	select {
+	case <-watching:
+	case <-stopped:
 	}
 	if server != nil {
 		shutdownCtx, cancel := context.WithTimeout(context.Background(), time.Second)
@@ -95,41 +117,66 @@ func run(once bool) int {
 	return 0
 }
 
-func newReconciler(ctx context.Context, s settings, reg prometheus.Registerer, logger lager.Logger) (*reconcile.Reconciler, error) {
+func newReconciler(ctx context.Context, s settings, reg prometheus.Registerer, logger lager.Logger) (*reconcile.Reconciler, *cfapi.Client, error) {
 	st, err := store.Open(ctx, s.Store, reg)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	cf, err := cfapi.New(ctx, cfapi.ConfigFor(s.CF, s.PlanID, reg))
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	return &reconcile.Reconciler{
-		Store: st, CF: cf, PaaSDomain: s.PaaSDomain, PlanID: s.PlanID,
+		Store: st, CF: cf, PaaSDomain: s.PaaSDomain, Addressing: s.Addressing, PlanID: s.PlanID,
 		Workers: 16, Logger: logger, Metrics: reconcile.NewMetrics(reg),
-	}, nil
+	}, cf, nil
 }
 
-// runner is the cron job. The mutex makes "runs never overlap" hold for the
-// run at start too, not only for the scheduled ones.
+// The watch's refreshes list the bindings of the apps they refresh only.
+var _ reconcile.AppsBindingsReader = (*cfapi.Client)(nil)
+
+// runner runs the full reconciles (it is the cron job) and the watches,
+// one at a time: the mutex keeps a watch's refresh from writing while a
+// reconcile does, so that neither undoes the other's writes. Cron skips a
+// reconcile while the last one runs; a watch or a reconcile that finds the
+// other running waits for it.
 type runner struct {
 	mu     sync.Mutex
 	rec    *reconcile.Reconciler
+	watch  *reconcile.Watch
 	ctx    context.Context
 	logger lager.Logger
 }
 
+// Run runs a full reconcile.
 func (r *runner) Run() {
-	if !r.mu.TryLock() {
-		r.logger.Info("skip-overlapping-run")
-		return
-	}
+	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.ctx.Err() != nil {
 		return
 	}
 	// Failures are logged by the reconciler and counted in its metrics.
 	_, _ = r.rec.Run(r.ctx)
+}
+
+// watchEvery watches every interval until the context ends. A watch that
+// takes longer than interval delays the next; none pile up.
+func (r *runner) watchEvery(interval time.Duration) {
+	ticker := time.NewTicker(interval)
+	defer ticker.Stop()
+	for {
+		select {
+		case <-r.ctx.Done():
+			return
+		case <-ticker.C:
+		}
+		r.mu.Lock()
+		if r.ctx.Err() == nil {
+			// Failures are logged by the watch and counted in its metrics.
+			_, _ = r.watch.Run(r.ctx)
+		}
+		r.mu.Unlock()
+	}
 }
 
 func serve(port int, reg *prometheus.Registry, logger lager.Logger) (*http.Server, error) {
