@@ -1,7 +1,8 @@
 // Command reconcile benchmarks the target updater the way it runs in
 // production: the real binary, run with --once, against a fake CF API that
 // adds a fixed latency to every request and an S3-compatible server. It
-// prints CF requests, wall time, peak RSS and S3 operations of each run.
+// prints CF requests, wall time, CPU time, peak RSS and S3 operations of
+// each run.
 //
 //	go run ./acceptance/bench/reconcile -updater bin/target-updater
 package main
@@ -71,15 +72,16 @@ func run(updater string, apps, bound int, latency time.Duration) error {
 	cf.SetLatency(latency)
 	fmt.Printf("bench-reconcile: %d bound apps of %d visible, %d routes on other domains, CF latency %s per request\n",
 		bound, apps, apps*3/10, latency)
-	fmt.Printf("%-26s %12s %10s %12s  %s\n", "run", "CF requests", "wall", "peak RSS", "S3 operations")
+	fmt.Printf("%-26s %12s %10s %8s %12s  %s\n", "run", "CF requests", "wall", "CPU", "peak RSS", "S3 operations")
 	for _, name := range []string{"1: writes every target", "2: nothing changed"} {
 		cf.ResetCounts()
 		s3.reset()
-		took, rss, err := runOnce(updater, cf.URL(), s3srv.URL, pop.Plan.BrokerCatalogID)
+		m, err := runOnce(updater, cf.URL(), s3srv.URL, pop.Plan.BrokerCatalogID)
 		if err != nil {
 			return fmt.Errorf("run %q: %w", name, err)
 		}
-		fmt.Printf("%-26s %12d %10s %9.1f MB  %s\n", name, cf.Requests(), took.Round(time.Millisecond), float64(rss)/1024, s3.String())
+		fmt.Printf("%-26s %12d %10s %7.2fs %9.1f MB  %s\n", name, cf.Requests(), m.wall.Round(time.Millisecond),
+			m.cpu.Seconds(), float64(m.peakRSS)/1024, s3.String())
 	}
 	return nil
 }
@@ -123,7 +125,14 @@ func seedRecords(ctx context.Context, endpoint string, bindings []fakecf.Binding
 	}
 }
 
-func runOnce(updater, cfURL, s3URL, planID string) (time.Duration, int64, error) {
+// measures is what one run of the updater cost.
+type measures struct {
+	wall    time.Duration
+	cpu     time.Duration // user and system time of the updater alone
+	peakRSS int64         // KiB
+}
+
+func runOnce(updater, cfURL, s3URL, planID string) (measures, error) {
 	cmd := exec.Command(updater, "--once")
 	cmd.Env = append(os.Environ(),
 		"API_ENDPOINT="+cfURL,
@@ -136,7 +145,7 @@ func runOnce(updater, cfURL, s3URL, planID string) (time.Duration, int64, error)
 	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
 	start := time.Now()
 	if err := cmd.Start(); err != nil {
-		return 0, 0, err
+		return measures{}, err
 	}
 	// The child's ru_maxrss would include this process's own RSS, inherited
 	// through vfork and exec, so the peak is read from the child's VmHWM.
@@ -159,9 +168,13 @@ func runOnce(updater, cfURL, s3URL, planID string) (time.Duration, int64, error)
 		}
 	}()
 	err := cmd.Wait()
-	took := time.Since(start)
+	m := measures{wall: time.Since(start)}
 	close(done)
-	return took, <-peak, err
+	m.peakRSS = <-peak
+	if cmd.ProcessState != nil {
+		m.cpu = cmd.ProcessState.UserTime() + cmd.ProcessState.SystemTime()
+	}
+	return m, err
 }
 
 // vmHWM returns a live process's peak resident set size in KiB, or 0.
