@@ -327,6 +327,10 @@ var _ = Describe("Lease", func() {
 		describeEdgeCases(newGofakes3Store)
 	})
 
+	Describe("against SeaweedFS", func() {
+		describeEdgeCases(newSeaweedFSStore)
+	})
+
 	It("refuses options without a store, a holder or a period", func() {
 		_, err := lease.New(lease.Options{Holder: "x", Duration: time.Second})
 		Expect(err).To(HaveOccurred())

@@ -203,4 +203,10 @@ var _ = Describe("Run", func() {
 	Context("against gofakes3", func() {
 		describeRun(newGofakes3Store, time.Second)
 	})
+
+	// SeaweedFS answers a conditional write that contends with another
+	// after a second's retry: a longer period keeps renewals in time.
+	Context("against SeaweedFS", func() {
+		describeRun(newSeaweedFSStore, 3*time.Second)
+	})
 })

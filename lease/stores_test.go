@@ -2,6 +2,7 @@ package lease_test
 
 import (
 	"context"
+	"fmt"
 	"net/http/httptest"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -11,6 +12,7 @@ import (
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
 
+	"github.com/alphagov/cf-app-discovery/acceptance/seaweedfs"
 	"github.com/alphagov/cf-app-discovery/lease"
 	"github.com/alphagov/cf-app-discovery/store"
 )
@@ -26,5 +28,35 @@ func newS3Store(endpoint, bucket, key, secret string) *store.S3Store {
 	cfg := aws.Config{Region: "us-east-1", Credentials: credentials.NewStaticCredentialsProvider(key, secret, "")}
 	st, err := store.NewS3(context.Background(), store.S3Options{Bucket: bucket, Endpoint: endpoint, AWSConfig: &cfg})
 	ExpectWithOffset(1, err).NotTo(HaveOccurred())
+	return st
+}
+
+// weed is a SeaweedFS server shared by the suite, when its binary is there.
+var weed *seaweedfs.Server
+
+var _ = BeforeSuite(func() {
+	if seaweedfs.Binary() == "" {
+		return
+	}
+	var err error
+	weed, err = seaweedfs.Start(seaweedfs.Options{})
+	Expect(err).NotTo(HaveOccurred())
+	DeferCleanup(weed.Stop)
+})
+
+var weedBuckets int
+
+// newSeaweedFSStore is an S3 store on a fresh bucket of the suite's
+// SeaweedFS.
+func newSeaweedFSStore() lease.Store {
+	if weed == nil {
+		Skip("the SeaweedFS specs need " + seaweedfs.BinaryEnv + " (make test sets it from scripts/test-tools.sh weed)")
+	}
+	weedBuckets++
+	bucket := fmt.Sprintf("lease-%d", weedBuckets)
+	ctx := context.Background()
+	Expect(weed.CreateBucket(ctx, bucket)).To(Succeed())
+	st, err := weed.Store(ctx, bucket)
+	Expect(err).NotTo(HaveOccurred())
 	return st
 }
