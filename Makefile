@@ -1,5 +1,6 @@
 # cf-app-discovery — see README.md. `make test` installs what the tests need
-# (Debian's prometheus package) and runs lint, unit and acceptance tests.
+# (Debian's prometheus package, and Prometheus 3 built once into a cache)
+# and runs lint, unit and acceptance tests.
 GO ?= go
 GOFILES = $(shell find . -name '*.go' -not -path './.git/*')
 BIN = bin
@@ -9,12 +10,15 @@ BIN = bin
 test: deps lint unit fuzz
 
 # Prometheus (with promtool) is needed by the acceptance suite and the
-# config checks. Installed from Debian's packages when missing.
+# config checks, in both major versions: 2.x from Debian's packages when
+# missing, and 3.x built from the Go module into a cache outside the
+# checkout, once per machine (scripts/test-tools.sh says when it builds).
 deps:
 	@command -v prometheus >/dev/null && command -v promtool >/dev/null || { \
 		echo "installing Debian's prometheus package"; \
 		SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
 		$$SUDO apt-get update -q && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -q --no-install-recommends prometheus; }
+	@prom3=$$(GO=$(GO) scripts/test-tools.sh prometheus) && echo "Prometheus 3: $$prom3"
 	$(GO) mod download
 	@GO=$(GO) scripts/test-tools.sh weed >/dev/null
 

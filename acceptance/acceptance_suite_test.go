@@ -65,7 +65,8 @@ type world struct {
 	st         store.Store
 	cc         *ccsim.Controller
 	targetsDir string
-	promURL    string
+	proms      []*promServer
+	upstream   *upstreamLog
 	logs       *safeBuffer
 }
 
@@ -131,7 +132,8 @@ func startWorld() {
 	_, err = w.st.List(ctx, store.ActivePrefix)
 	Expect(err).NotTo(HaveOccurred())
 
-	rt := httptest.NewServer(&router.Router{Apps: w.cf, PaaSDomain: paasDomain})
+	w.upstream = newUpstreamLog(&router.Router{Apps: w.cf, PaaSDomain: paasDomain})
+	rt := httptest.NewServer(w.upstream)
 	DeferCleanup(rt.Close)
 
 	brokerPort := freePort()
@@ -148,7 +150,7 @@ func startWorld() {
 	waitHealthy("http://127.0.0.1:" + proxyPort + "/health")
 
 	w.targetsDir = GinkgoT().TempDir()
-	startPrometheus(proxyPort)
+	startPrometheuses(proxyPort)
 
 	w.cc = &ccsim.Controller{Broker: brokerURL, Username: "cc", Password: brokerPassword,
 		ServiceID: serviceID, PlanID: planID, PlanGUID: w.plan.GUID, CF: w.cf,
@@ -174,32 +176,6 @@ func commonEnv() []string {
 		"VCAP_SERVICES=" + string(vcap),
 		"LOG_LEVEL=debug", "PATH=" + os.Getenv("PATH"),
 	}
-}
-
-func startPrometheus(proxyPort string) {
-	promBin, err := exec.LookPath("prometheus")
-	if err != nil {
-		Fail("the acceptance suite needs Prometheus: `make test` installs Debian's prometheus package")
-	}
-	dir := GinkgoT().TempDir()
-	config := fmt.Sprintf(`global:
-  scrape_interval: 1s
-  scrape_timeout: 900ms
-  evaluation_interval: 1s
-scrape_configs:
-  - job_name: paas-apps
-    scheme: http
-    proxy_url: http://127.0.0.1:%s
-    file_sd_configs:
-      - files: ['%s/*.json']
-        refresh_interval: 1s
-`, proxyPort, w.targetsDir)
-	Expect(os.WriteFile(filepath.Join(dir, "prometheus.yml"), []byte(config), 0o644)).To(Succeed())
-	port := freePort()
-	start(promBin, io.Discard, "--config.file="+filepath.Join(dir, "prometheus.yml"),
-		"--storage.tsdb.path="+filepath.Join(dir, "data"), "--web.listen-address=127.0.0.1:"+port)
-	w.promURL = "http://127.0.0.1:" + port
-	waitHealthy(w.promURL + "/-/ready")
 }
 
 // start runs a program until the suite ends. Its output goes to the logs
@@ -263,76 +239,6 @@ func syncTargets() {
 		if !keep[e.Name()] && strings.HasSuffix(e.Name(), ".json") {
 			ExpectWithOffset(1, os.Remove(filepath.Join(w.targetsDir, e.Name()))).To(Succeed())
 		}
-	}
-}
-
-// promTarget is one target as Prometheus' API reports it.
-type promTarget struct {
-	Labels    map[string]string `json:"labels"`
-	Health    string            `json:"health"`
-	ScrapeURL string            `json:"scrapeUrl"`
-	LastError string            `json:"lastError"`
-}
-
-// targetsOf returns Prometheus' targets whose job is job.
-func targetsOf(job string) []promTarget {
-	resp, err := http.Get(w.promURL + "/api/v1/targets?state=active")
-	if err != nil {
-		return nil
-	}
-	defer resp.Body.Close()
-	var body struct {
-		Data struct {
-			ActiveTargets []promTarget `json:"activeTargets"`
-		} `json:"data"`
-	}
-	if json.NewDecoder(resp.Body).Decode(&body) != nil {
-		return nil
-	}
-	var out []promTarget
-	for _, t := range body.Data.ActiveTargets {
-		if t.Labels["job"] == job {
-			out = append(out, t)
-		}
-	}
-	return out
-}
-
-// upInstances returns a function for Eventually: the instance labels of
-// job's targets that Prometheus scraped successfully, sorted.
-func upInstances(job string) func() []string {
-	return func() []string {
-		var out []string
-		for _, t := range targetsOf(job) {
-			if t.Health == "up" {
-				out = append(out, t.Labels["instance"])
-			}
-		}
-		sort.Strings(out)
-		return out
-	}
-}
-
-// upValue asks Prometheus' query API for up of one instance.
-func upValue(instance string) func() string {
-	return func() string {
-		resp, err := http.Get(w.promURL + "/api/v1/query?query=" + urlQuery(`up{instance="`+instance+`"}`))
-		if err != nil {
-			return ""
-		}
-		defer resp.Body.Close()
-		var body struct {
-			Data struct {
-				Result []struct {
-					Value []any `json:"value"`
-				} `json:"result"`
-			} `json:"data"`
-		}
-		if json.NewDecoder(resp.Body).Decode(&body) != nil || len(body.Data.Result) != 1 {
-			return ""
-		}
-		v, _ := body.Data.Result[0].Value[1].(string)
-		return v
 	}
 }
 
@@ -403,11 +309,6 @@ func waitHealthy(url string) {
 		resp.Body.Close()
 		return resp.StatusCode
 	}, "60s", "100ms").Should(Equal(http.StatusOK), url)
-}
-
-func urlQuery(s string) string {
-	r := strings.NewReplacer("{", "%7B", "}", "%7D", `"`, "%22", "=", "%3D", ":", "%3A", " ", "%20")
-	return r.Replace(s)
 }
 
 // safeBuffer collects the programs' output from several goroutines.

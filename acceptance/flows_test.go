@@ -19,47 +19,48 @@ var _ = Describe("the whole chain, as tenants and operators see it", func() {
 	It("1. binds as Cloud Controller does: every instance is up with the right labels", func() {
 		app := pushApp("orders", 2)
 		bind(app)
-		Eventually(upInstances("orders"), settle).Should(Equal(instances(app.GUID, 2)))
-		for _, t := range targetsOf("orders") {
-			Expect(t.Labels).To(HaveKeyWithValue("org", "tenant-org"))
-			Expect(t.Labels).To(HaveKeyWithValue("space", "tenant-space"))
-			Expect(t.Labels).To(HaveKeyWithValue("job", "orders"))
-			Expect(t.ScrapeURL).To(MatchRegexp(`^http://orders\.apps\.example\.com(:80)?/metrics\?cf_app_guid=` + app.GUID))
+		Eventually(everyPrometheus(upInstances("orders"), Equal(instances(app.GUID, 2))), settle).Should(Succeed())
+		for _, p := range w.proms {
+			Expect(p.targets("orders")).To(HaveEach(And(
+				HaveField("Labels", And(HaveKeyWithValue("org", "tenant-org"), HaveKeyWithValue("space", "tenant-space"),
+					HaveKeyWithValue("job", "orders"))),
+				HaveField("ScrapeURL", MatchRegexp(`^http://orders\.apps\.example\.com(:80)?/metrics\?cf_app_guid=`+app.GUID)),
+			)), "Prometheus %s", p.version)
 		}
 		for _, instance := range instances(app.GUID, 2) {
-			Eventually(upValue(instance), settle).Should(Equal("1"))
+			Eventually(everyPrometheus(values(`up{instance="`+instance+`"}`), Equal([]string{"1"})), settle).Should(Succeed())
 		}
 	})
 
 	It("2. follows scaling: 2 to 3 instances, then to 0", func() {
 		app := pushApp("basket", 2)
 		bind(app)
-		Eventually(upInstances("basket"), settle).Should(Equal(instances(app.GUID, 2)))
+		Eventually(everyPrometheus(upInstances("basket"), Equal(instances(app.GUID, 2))), settle).Should(Succeed())
 		Expect(w.cf.Scale(app.GUID, 3)).To(Succeed())
 		reconcile()
-		Eventually(upInstances("basket"), settle).Should(Equal(instances(app.GUID, 3)))
+		Eventually(everyPrometheus(upInstances("basket"), Equal(instances(app.GUID, 3))), settle).Should(Succeed())
 		Expect(w.cf.Scale(app.GUID, 0)).To(Succeed())
 		reconcile()
-		Eventually(func() []promTarget { return targetsOf("basket") }, settle).Should(BeEmpty())
+		Eventually(everyPrometheus(targetsOf("basket"), BeEmpty()), settle).Should(Succeed())
 	})
 
 	It("3. takes a stopped app out of Prometheus and brings it back when started", func() {
 		app := pushApp("payments", 1)
 		bind(app)
-		Eventually(upInstances("payments"), settle).Should(Equal(instances(app.GUID, 1)))
+		Eventually(everyPrometheus(upInstances("payments"), Equal(instances(app.GUID, 1))), settle).Should(Succeed())
 		Expect(w.cf.StopApp(app.GUID)).To(Succeed())
 		reconcile()
-		Eventually(func() []promTarget { return targetsOf("payments") }, settle).Should(BeEmpty())
+		Eventually(everyPrometheus(targetsOf("payments"), BeEmpty()), settle).Should(Succeed())
 		Expect(w.st.List(context.Background(), store.InactivePrefix)).To(ContainElement(HaveField("Key", "inactive/"+app.GUID+".json")))
 		Expect(w.cf.StartApp(app.GUID)).To(Succeed())
 		reconcile()
-		Eventually(upInstances("payments"), settle).Should(Equal(instances(app.GUID, 1)))
+		Eventually(everyPrometheus(upInstances("payments"), Equal(instances(app.GUID, 1))), settle).Should(Succeed())
 	})
 
 	It("4. keeps the job through a blue-green deploy and leaves no stale target", func() {
 		old := pushApp("catalogue", 2)
 		oldBinding := bind(old)
-		Eventually(upInstances("catalogue"), settle).Should(Equal(instances(old.GUID, 2)))
+		Eventually(everyPrometheus(upInstances("catalogue"), Equal(instances(old.GUID, 2))), settle).Should(Succeed())
 
 		Expect(w.cf.Rename(old.GUID, "catalogue-venerable")).To(Succeed())
 		reconcile()
@@ -67,14 +68,14 @@ var _ = Describe("the whole chain, as tenants and operators see it", func() {
 		_, err := w.cf.AddRoute(fakecf.Route{Host: "catalogue-green", DomainGUID: w.domain.GUID, Destinations: []fakecf.Destination{{AppGUID: fresh.GUID}}})
 		Expect(err).NotTo(HaveOccurred())
 		bind(fresh)
-		Eventually(upInstances("catalogue"), settle).Should(Equal(append(instances(old.GUID, 2), instances(fresh.GUID, 2)...)))
+		Eventually(everyPrometheus(upInstances("catalogue"), Equal(append(instances(old.GUID, 2), instances(fresh.GUID, 2)...))), settle).Should(Succeed())
 
 		// `cf delete catalogue-venerable`: Cloud Controller unbinds, then deletes.
 		unbind(oldBinding)
 		Expect(w.cf.DeleteApp(old.GUID)).To(Succeed())
 		reconcile()
-		Eventually(func() []promTarget { return targetsOf("catalogue") }, settle).Should(HaveLen(2))
-		Eventually(upInstances("catalogue"), settle).Should(Equal(instances(fresh.GUID, 2)))
+		Eventually(everyPrometheus(targetsOf("catalogue"), HaveLen(2)), settle).Should(Succeed())
+		Eventually(everyPrometheus(upInstances("catalogue"), Equal(instances(fresh.GUID, 2))), settle).Should(Succeed())
 		Expect(targetKeys()).NotTo(ContainElement(ContainSubstring(old.GUID)), "a stale target file")
 	})
 
@@ -83,29 +84,33 @@ var _ = Describe("the whole chain, as tenants and operators see it", func() {
 		bind(app)
 		lonely := addApp("worker", 1)
 		bind(lonely)
-		Eventually(upInstances("search"), settle).Should(Equal(instances(app.GUID, 1)))
-		Eventually(upInstances("worker"), settle).Should(Equal(instances(lonely.GUID, 1)))
-		Expect(targetsOf("worker")[0].ScrapeURL).To(MatchRegexp(`^http://worker\.paas\.example(:80)?/metrics\?`))
+		Eventually(everyPrometheus(upInstances("search"), Equal(instances(app.GUID, 1))), settle).Should(Succeed())
+		Eventually(everyPrometheus(upInstances("worker"), Equal(instances(lonely.GUID, 1))), settle).Should(Succeed())
+		for _, p := range w.proms {
+			Expect(p.targets("worker")).To(ConsistOf(HaveField("ScrapeURL", MatchRegexp(`^http://worker\.paas\.example(:80)?/metrics\?`))),
+				"Prometheus %s", p.version)
+		}
 
 		_, err := w.cf.AddRoute(fakecf.Route{Host: "search-ops", DomainGUID: w.domain.GUID, Path: "/ops/metrics",
 			Destinations: []fakecf.Destination{{AppGUID: app.GUID}}})
 		Expect(err).NotTo(HaveOccurred())
 		reconcile()
-		Eventually(func() string {
-			for _, t := range targetsOf("search") {
+		upScrapeURL := func(p *promServer) string {
+			for _, t := range p.targets("search") {
 				if t.Health == "up" {
 					return t.ScrapeURL
 				}
 			}
 			return ""
-		}, settle).Should(MatchRegexp(`^http://search-ops\.apps\.example\.com(:80)?/ops/metrics\?`))
+		}
+		Eventually(everyPrometheus(upScrapeURL, MatchRegexp(`^http://search-ops\.apps\.example\.com(:80)?/ops/metrics\?`)), settle).Should(Succeed())
 	})
 
 	It("6. unbinds, refuses service keys, and keeps an app with another binding", func() {
 		app := pushApp("accounts", 1)
 		first := bind(app)
 		second := bind(app)
-		Eventually(upInstances("accounts"), settle).Should(Equal(instances(app.GUID, 1)))
+		Eventually(everyPrometheus(upInstances("accounts"), Equal(instances(app.GUID, 1))), settle).Should(Succeed())
 		// The file Prometheus reads stays, through the unbind and the next
 		// reconcile alike.
 		synced := filepath.Join(w.targetsDir, app.GUID+".json")
@@ -113,9 +118,11 @@ var _ = Describe("the whole chain, as tenants and operators see it", func() {
 		Expect(synced).To(BeAnExistingFile())
 		reconcile()
 		Expect(synced).To(BeAnExistingFile())
-		Expect(upInstances("accounts")()).To(Equal(instances(app.GUID, 1)))
+		for _, p := range w.proms {
+			Expect(upInstances("accounts")(p)).To(Equal(instances(app.GUID, 1)), "Prometheus %s", p.version)
+		}
 		unbind(second)
-		Eventually(func() []promTarget { return targetsOf("accounts") }, settle).Should(BeEmpty())
+		Eventually(everyPrometheus(targetsOf("accounts"), BeEmpty()), settle).Should(Succeed())
 
 		r := w.cc.CreateServiceKey(instanceID, newBinding())
 		Expect(r.Status).To(Equal(http.StatusUnprocessableEntity))
@@ -150,16 +157,16 @@ var _ = Describe("the whole chain, as tenants and operators see it", func() {
 		_, err = w.st.Put(ctx, key, []byte(ruby), store.Condition{})
 		Expect(err).NotTo(HaveOccurred())
 		syncTargets()
-		Eventually(upInstances("legacy"), settle).Should(Equal(instances(app.GUID, 1)))
+		Eventually(everyPrometheus(upInstances("legacy"), Equal(instances(app.GUID, 1))), settle).Should(Succeed())
 
 		reconcile()
-		Eventually(upInstances("legacy"), settle).Should(Equal(instances(app.GUID, 2)))
+		Eventually(everyPrometheus(upInstances("legacy"), Equal(instances(app.GUID, 2))), settle).Should(Succeed())
 		record, _ := store.BindingKey(binding)
 		_, _, err = w.st.Get(ctx, record)
 		Expect(err).NotTo(HaveOccurred(), "the binding was adopted")
 
 		unbind(binding)
-		Eventually(func() []promTarget { return targetsOf("legacy") }, settle).Should(BeEmpty())
+		Eventually(everyPrometheus(targetsOf("legacy"), BeEmpty()), settle).Should(Succeed())
 	})
 
 	It("never writes a credential to a log", func() {

@@ -1,10 +1,12 @@
 // Package docs_test keeps the operator documentation true: the example
-// Prometheus configuration and alert rules pass promtool, and
-// docs/metrics.md lists exactly the metrics the programs register.
+// Prometheus configurations (for 3 and 2.x) and alert rules pass the
+// matching promtool, and docs/metrics.md lists exactly the metrics the
+// programs register.
 package docs_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -19,6 +21,7 @@ import (
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
 	"github.com/prometheus/client_golang/prometheus"
+	"gopkg.in/yaml.v3"
 
 	"github.com/alphagov/cf-app-discovery/acceptance/fakecf"
 	"github.com/alphagov/cf-app-discovery/broker"
@@ -140,22 +143,82 @@ var _ = Describe("docs/metrics.md", func() {
 })
 
 var _ = Describe("docs/prometheus", func() {
+	// The promtool of each Prometheus the examples are written for:
+	// Debian's 2.x and the 3.x that scripts/test-tools.sh builds.
+	var promtool2, promtool3 string
+
 	BeforeEach(func() {
-		if _, err := exec.LookPath("promtool"); err != nil {
-			Fail("promtool is needed: `make test` installs Debian's prometheus package")
+		var err error
+		if promtool2, err = exec.LookPath("promtool"); err != nil {
+			Fail("promtool 2.x is needed: `make test` installs Debian's prometheus package")
 		}
+		out, err := exec.Command("../scripts/test-tools.sh", "--no-build", "promtool").Output()
+		if err != nil {
+			Fail(fmt.Sprintf("promtool 3 is needed (%v): %s", err, exitMessage(err)))
+		}
+		promtool3 = strings.TrimSpace(string(out))
 	})
 
-	It("has a valid example configuration", func() {
-		out, err := exec.Command("promtool", "check", "config", "--syntax-only", "prometheus/prometheus.yml").CombinedOutput()
-		Expect(err).NotTo(HaveOccurred(), string(out))
+	promtool := func(path string, args ...string) (string, error) {
+		out, err := exec.Command(path, args...).CombinedOutput()
+		return string(out), err
+	}
+
+	It("has a valid example configuration for Prometheus 3, with its alert rules", func() {
+		out, err := promtool(promtool3, "check", "config", "prometheus/prometheus.yml")
+		Expect(err).NotTo(HaveOccurred(), out)
+		Expect(out).To(ContainSubstring("SUCCESS: 1 rule files found"))
+	})
+
+	It("has a valid example configuration for Prometheus 2.x, with its alert rules", func() {
+		out, err := promtool(promtool2, "check", "config", "prometheus/prometheus-2.yml")
+		Expect(err).NotTo(HaveOccurred(), out)
+		Expect(out).To(ContainSubstring("SUCCESS: 1 rule files found"))
+	})
+
+	It("says true: Prometheus 2.x rejects the configuration for 3 by its fallback_scrape_protocol", func() {
+		out, err := promtool(promtool2, "check", "config", "--syntax-only", "prometheus/prometheus.yml")
+		Expect(err).To(HaveOccurred(), out)
+		Expect(out).To(ContainSubstring("field fallback_scrape_protocol not found"))
+	})
+
+	It("has one configuration for both versions, but for fallback_scrape_protocol", func() {
+		three, two := readYAML("prometheus/prometheus.yml"), readYAML("prometheus/prometheus-2.yml")
+		var fallbacks int
+		for _, job := range three["scrape_configs"].([]any) {
+			if _, ok := job.(map[string]any)["fallback_scrape_protocol"]; ok {
+				fallbacks++
+				delete(job.(map[string]any), "fallback_scrape_protocol")
+			}
+		}
+		Expect(fallbacks).To(BeNumerically(">", 0))
+		Expect(two).To(Equal(three))
 	})
 
 	It("has valid alert rules, each with a runbook line", func() {
-		out, err := exec.Command("promtool", "check", "rules", "prometheus/alerts.yml").CombinedOutput()
-		Expect(err).NotTo(HaveOccurred(), string(out))
+		for _, path := range []string{promtool2, promtool3} {
+			out, err := promtool(path, "check", "rules", "prometheus/alerts.yml")
+			Expect(err).NotTo(HaveOccurred(), out)
+		}
 		data, err := os.ReadFile("prometheus/alerts.yml")
 		Expect(err).NotTo(HaveOccurred())
 		Expect(strings.Count(string(data), "- alert:")).To(Equal(strings.Count(string(data), "runbook:")))
 	})
 })
+
+func readYAML(path string) map[string]any {
+	data, err := os.ReadFile(path)
+	ExpectWithOffset(1, err).NotTo(HaveOccurred())
+	var doc map[string]any
+	ExpectWithOffset(1, yaml.Unmarshal(data, &doc)).To(Succeed())
+	return doc
+}
+
+// exitMessage is what a failed command said on stderr.
+func exitMessage(err error) string {
+	var exit *exec.ExitError
+	if errors.As(err, &exit) {
+		return strings.TrimSpace(string(exit.Stderr))
+	}
+	return ""
+}

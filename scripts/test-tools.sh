@@ -4,10 +4,18 @@
 #
 #   scripts/test-tools.sh prometheus   # Prometheus 3 (prometheus, promtool)
 #   scripts/test-tools.sh weed         # SeaweedFS, a real S3 implementation
+#   scripts/test-tools.sh --no-build prometheus   # the path, or an error when not built
 #
 # A tool already in the cache is not built again. The first build of each
-# takes several minutes (see README: "What make test installs").
+# takes several minutes (see README: "What make test installs"). Tests ask
+# with --no-build: a build would outlast their timeout.
 set -euo pipefail
+
+NO_BUILD=
+if [ "${1:-}" = --no-build ]; then
+	NO_BUILD=1
+	shift
+fi
 
 GO=${GO:-go}
 CACHE=${CF_APP_DISCOVERY_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/cf-app-discovery}
@@ -21,10 +29,19 @@ SEAWEEDFS_VERSION=v0.0.0-20261109003541-7506e5f91cd6
 
 say() { echo "test-tools: $*" >&2; }
 
+# missing reports a tool that is not built yet: an error with --no-build.
+missing() {
+	if [ -n "$NO_BUILD" ]; then
+		say "$1 is not built yet: run \`make deps\` or \`scripts/test-tools.sh $2\` (once per machine)"
+		exit 1
+	fi
+}
+
 prometheus() {
 	local dir=$CACHE/prometheus-$PROMETHEUS_VERSION
 	if [ ! -x "$dir/prometheus" ] || [ ! -x "$dir/promtool" ]; then
-		say "building Prometheus $PROMETHEUS_VERSION into $dir (first time only, about 10-15 minutes)"
+		missing "Prometheus $PROMETHEUS_VERSION" prometheus
+		say "building Prometheus $PROMETHEUS_VERSION into $dir (first time only, about 20 minutes on 2 cores)"
 		mkdir -p "$dir.tmp"
 		# Unstamped, Prometheus scrapes with "User-Agent: Prometheus/" and reports no version.
 		GOBIN=$dir.tmp GOFLAGS= $GO install \
@@ -39,6 +56,7 @@ prometheus() {
 weed() {
 	local dir=$CACHE/seaweedfs-$SEAWEEDFS_VERSION
 	if [ ! -x "$dir/weed" ]; then
+		missing SeaweedFS weed
 		say "building SeaweedFS into $dir (first time only, about 7-15 minutes)"
 		# go install refuses a module with a replace directive: download the
 		# module, then build inside its own directory with its own go.mod.
@@ -54,7 +72,7 @@ weed() {
 
 case "${1:-}" in
 prometheus) prometheus ;;
-promtool) echo "$(dirname "$(prometheus)")/promtool" ;;
+promtool) path=$(prometheus) && echo "${path%/prometheus}/promtool" ;;
 weed) weed ;;
-*) echo "usage: $0 prometheus|promtool|weed" >&2; exit 2 ;;
+*) echo "usage: $0 [--no-build] prometheus|promtool|weed" >&2; exit 2 ;;
 esac

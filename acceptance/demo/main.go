@@ -1,14 +1,15 @@
 // Command demo runs cf-app-discovery locally on embedded defaults: a fake
 // CF API with sample apps, a fake CF router serving their metrics, the
 // broker and target updater on a local directory store, paas-proxy, and
-// Prometheus when it is installed. It prints the URLs and the curl
-// commands to try the service. Ctrl-C stops everything it started.
+// Prometheus (2.x or 3.x) when it is installed. It prints the URLs and the
+// curl commands to try the service. Ctrl-C stops everything it started.
 //
 //	make demo
 package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -44,17 +45,18 @@ func main() {
 	bin := flag.String("bin", "bin", "directory with the broker, target-updater and paas-proxy binaries")
 	dir := flag.String("dir", "tmp/demo", "working directory: target files, Prometheus data, logs")
 	base := flag.Int("port", 9100, "first of the loopback ports the demo listens on")
+	prom := flag.String("prometheus", "prometheus", "the Prometheus to run, 2.x or 3.x (a name is looked up in PATH); none when not found")
 	selfTest := flag.Bool("self-test", false, "run the printed provision/bind/unbind flow, check it, and exit")
 	flag.Parse()
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	if err := run(ctx, *bin, *dir, *base, *selfTest); err != nil {
+	if err := run(ctx, *bin, *dir, *prom, *base, *selfTest); err != nil {
 		fmt.Fprintln(os.Stderr, "demo:", err)
 		os.Exit(1)
 	}
 }
 
-func run(parent context.Context, bin, dir string, base int, selfTest bool) error {
+func run(parent context.Context, bin, dir, prom string, base int, selfTest bool) error {
 	ctx, cancel := context.WithCancel(parent)
 	// Stop every program started below, and wait for them, however run ends.
 	defer children.Wait()
@@ -127,12 +129,16 @@ func run(parent context.Context, bin, dir string, base int, selfTest bool) error
 		return err
 	}
 
+	// Prometheus' API, not its web UI: a build from the Go module has none.
 	promNote := "Prometheus is not installed (apt-get install prometheus): the target files are the result"
-	if promBin, err := exec.LookPath("prometheus"); err == nil {
+	var upQuery string
+	if promBin, err := exec.LookPath(prom); err == nil {
 		if err := startPrometheus(ctx, promBin, dir, targetsPath, proxyAddr, promAddr, logFile); err != nil {
 			return err
 		}
-		promNote = "Prometheus targets:  http://" + promAddr + "/targets  (query up{job=\"shop\"})"
+		upQuery = "http://" + promAddr + "/api/v1/query?" + url.Values{"query": {`up{job="shop"}`}}.Encode()
+		promNote = "Prometheus targets:  http://" + promAddr + "/api/v1/targets?state=active\n" +
+			"  Prometheus query:    " + upQuery + "   (up{job=\"shop\"}, once bound)"
 	}
 
 	osb := fmt.Sprintf("curl -s -u cc:%s -H 'X-Broker-API-Version: 2.15' -H 'Content-Type: application/json'", brokerPass)
@@ -170,15 +176,16 @@ Ctrl-C stops everything.
 		osb, instanceURL, bindingID, serviceID, planID)
 
 	if selfTest {
-		return check(cc, targetsPath, shop.GUID, proxyAddr)
+		return check(ctx, cc, targetsPath, shop.GUID, proxyAddr, upQuery)
 	}
 	<-ctx.Done()
 	fmt.Println("\nstopping")
 	return nil
 }
 
-// check runs the printed flow through the Cloud Controller stand-in.
-func check(cc *ccsim.Controller, targetsPath, shop, proxyAddr string) error {
+// check runs the printed flow through the Cloud Controller stand-in and,
+// when Prometheus runs, waits for the printed query to show shop up.
+func check(ctx context.Context, cc *ccsim.Controller, targetsPath, shop, proxyAddr, upQuery string) error {
 	if r := cc.Provision(instanceID); r.Status != http.StatusCreated {
 		return fmt.Errorf("provision answered %d: %s", r.Status, r.Raw)
 	}
@@ -200,14 +207,56 @@ func check(cc *ccsim.Controller, targetsPath, shop, proxyAddr string) error {
 	if resp.StatusCode != http.StatusOK || !strings.Contains(string(body), "app_instance_info") {
 		return fmt.Errorf("scrape through paas-proxy answered %d: %s", resp.StatusCode, body)
 	}
+	steps := "provision, bind, scrape through paas-proxy and unbind"
+	if upQuery != "" {
+		if err := waitUp(ctx, upQuery); err != nil {
+			return err
+		}
+		steps = "provision, bind, scrape through paas-proxy, the Prometheus query and unbind"
+	}
 	if r := cc.Unbind(instanceID, bindingID); r.Status != http.StatusOK {
 		return fmt.Errorf("unbind answered %d: %s", r.Status, r.Raw)
 	}
 	if _, err := os.Stat(file); !errors.Is(err, os.ErrNotExist) {
 		return fmt.Errorf("target file still there after unbind: %v", err)
 	}
-	fmt.Println("self-test: provision, bind, scrape through paas-proxy and unbind all worked")
+	fmt.Printf("self-test: %s all worked\n", steps)
 	return nil
+}
+
+// waitUp waits until Prometheus answers query, up of a job, with series
+// that are all 1.
+func waitUp(ctx context.Context, query string) error {
+	var last string
+	for deadline := time.Now().Add(60 * time.Second); time.Now().Before(deadline) && ctx.Err() == nil; time.Sleep(time.Second) {
+		resp, err := http.Get(query)
+		if err != nil {
+			last = err.Error()
+			continue
+		}
+		var answer struct {
+			Data struct {
+				Result []struct {
+					Value []any `json:"value"`
+				} `json:"result"`
+			} `json:"data"`
+		}
+		err = json.NewDecoder(resp.Body).Decode(&answer)
+		resp.Body.Close()
+		if err != nil {
+			last = err.Error()
+			continue
+		}
+		up := len(answer.Data.Result) > 0
+		for _, r := range answer.Data.Result {
+			up = up && len(r.Value) == 2 && r.Value[1] == "1"
+		}
+		if up {
+			return nil
+		}
+		last = fmt.Sprint(answer.Data.Result)
+	}
+	return fmt.Errorf("the printed query %s never showed every instance up (last answer: %s)", query, last)
 }
 
 func startPrometheus(ctx context.Context, promBin, dir, targetsPath, proxyAddr, promAddr string, log io.Writer) error {

@@ -9,6 +9,10 @@ package router
 
 import (
 	"fmt"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
 	"net"
 	"net/http"
 	"regexp"
@@ -63,7 +67,9 @@ var (
 // ServeHTTP answers a scrape as the CF router and the app instance would:
 // 400 when the instance header is malformed or names no instance of an app
 // with this host among its routes, 401 unless the bearer token is the app
-// guid, 404 off the metrics path, the instance's metrics otherwise.
+// guid, 404 off the metrics path, the instance's metrics otherwise:
+// OpenMetrics when Accept asks for it, the text format otherwise, gzipped
+// when Accept-Encoding asks for it, as the apps' metrics libraries answer.
 func (rt *Router) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	host := r.Host
 	if h, _, err := net.SplitHostPort(host); err == nil {
@@ -91,8 +97,12 @@ func (rt *Router) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		http.NotFound(w, r)
 		return
 	}
-	w.Header().Set("Content-Type", "text/plain; version=0.0.4")
-	fmt.Fprintf(w, "# TYPE app_instance_info gauge\napp_instance_info{name=%q,process=%q,index=\"%d\"} 1\n", in.app.Name, in.process, in.index)
+	info := prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "app_instance_info", Help: "The app instance that answered."},
+		[]string{"name", "process", "index"})
+	info.WithLabelValues(in.app.Name, in.process, strconv.Itoa(in.index)).Set(1)
+	registry := prometheus.NewRegistry()
+	registry.MustRegister(info)
+	promhttp.HandlerFor(registry, promhttp.HandlerOpts{EnableOpenMetrics: true}).ServeHTTP(w, r)
 }
 
 // instance is the app instance a request reaches: an index of one web

@@ -1,6 +1,8 @@
 package router_test
 
 import (
+	"compress/gzip"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"regexp"
@@ -13,7 +15,7 @@ import (
 	"github.com/alphagov/cf-app-discovery/acceptance/router"
 )
 
-var answeredBy = regexp.MustCompile(`^# TYPE app_instance_info gauge\napp_instance_info\{name="([^"]*)",process="([^"]*)",index="(\d+)"\} 1\n$`)
+var answeredBy = regexp.MustCompile(`(?m)^app_instance_info\{index="(\d+)",name="([^"]*)",process="([^"]*)"\} 1$`)
 
 var _ = Describe("Router", func() {
 	var (
@@ -80,22 +82,22 @@ var _ = Describe("Router", func() {
 	// answered is "old:1" for the instance that answered.
 	answered := func(resp *httptest.ResponseRecorder) string {
 		m := answeredBy.FindStringSubmatch(resp.Body.String())
-		if m == nil || m[1] != "shop" {
+		if m == nil || m[2] != "shop" {
 			return "no instance answered: " + resp.Body.String()
 		}
 		for name, guid := range processes {
-			if guid == m[2] && name != "app" {
-				return name + ":" + m[3]
+			if guid == m[3] && name != "app" {
+				return name + ":" + m[1]
 			}
 		}
-		return m[2] + ":" + m[3]
+		return m[3] + ":" + m[1]
 	}
 
 	DescribeTable("picks the instance a header names",
 		func(header, value, want string) {
 			resp := scrape("shop.apps.example.com", header, value)
 			Expect(resp.Code).To(Equal(http.StatusOK), resp.Body.String())
-			Expect(resp.Header().Get("Content-Type")).To(Equal("text/plain; version=0.0.4"))
+			Expect(resp.Header().Get("Content-Type")).To(HavePrefix("text/plain; version=0.0.4"))
 			Expect(answered(resp)).To(Equal(want))
 		},
 		Entry("app header, an index both processes have: the newest process", router.AppInstanceHeader, "app:0", "new:0"),
@@ -104,6 +106,29 @@ var _ = Describe("Router", func() {
 		Entry("process header, the old process's second instance", router.ProcessInstanceHeader, "old:1", "old:1"),
 		Entry("process header, the new process", router.ProcessInstanceHeader, "new:0", "new:0"),
 		Entry("process header without an index, a one-instance process", router.ProcessInstanceHeader, "new", "new:0"),
+	)
+
+	DescribeTable("answers in the format and compression the scrape asks for",
+		func(accept, acceptEncoding, contentType, contentEncoding string) {
+			resp := scrape("shop.apps.example.com", router.AppInstanceHeader, "app:1", "Accept", accept, "Accept-Encoding", acceptEncoding)
+			Expect(resp.Code).To(Equal(http.StatusOK))
+			Expect(resp.Header().Get("Content-Type")).To(HavePrefix(contentType))
+			Expect(resp.Header().Get("Content-Encoding")).To(Equal(contentEncoding))
+			var body io.Reader = resp.Body
+			if contentEncoding == "gzip" {
+				z, err := gzip.NewReader(resp.Body)
+				Expect(err).NotTo(HaveOccurred())
+				body = z
+			}
+			text, err := io.ReadAll(body)
+			Expect(err).NotTo(HaveOccurred())
+			Expect(string(text)).To(MatchRegexp(`app_instance_info\{index="1",name="shop",process="[0-9a-f-]+"\} 1`))
+		},
+		Entry("Prometheus 3's default Accept: OpenMetrics, gzipped",
+			"application/openmetrics-text;version=1.0.0;escaping=allow-utf-8,application/openmetrics-text;version=0.0.1;q=0.9,text/plain;version=1.0.0;escaping=allow-utf-8;q=0.8,text/plain;version=0.0.4;q=0.7,*/*;q=0.6",
+			"gzip", "application/openmetrics-text; version=1.0.0", "gzip"),
+		Entry("text only, uncompressed", "text/plain;version=0.0.4;q=1,*/*;q=0.1", "", "text/plain; version=0.0.4", ""),
+		Entry("no Accept at all: text", "", "gzip", "text/plain; version=0.0.4", "gzip"),
 	)
 
 	It("spreads requests over a process's instances when the process header has no index", func() {
