@@ -20,7 +20,7 @@ deps:
 		$$SUDO apt-get update -q && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -q --no-install-recommends prometheus; }
 	@prom3=$$(GO=$(GO) scripts/test-tools.sh prometheus) && echo "Prometheus 3: $$prom3"
 	$(GO) mod download
-	@GO=$(GO) scripts/test-tools.sh weed >/dev/null
+	@weed=$$(GO=$(GO) scripts/test-tools.sh weed) && echo "SeaweedFS: $$weed"
 
 lint:
 	@out=$$(gofmt -l $(GOFILES)); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
@@ -29,10 +29,8 @@ lint:
 
 # paas-proxy's tests run twice: on its event loops, and with a goroutine
 # per connection (its fallback where there is no epoll).
-# SeaweedFS (a real S3) runs under the store contract, the lease and the
-# acceptance suite; deps built it.
 unit:
-	CF_APP_DISCOVERY_WEED=$$(GO=$(GO) scripts/test-tools.sh weed) $(GO) test -race -count=1 ./...
+	$(GO) test -race -count=1 ./...
 	PAAS_PROXY_TEST_EVENT_LOOPS=-1 $(GO) test -race -count=1 ./proxy/
 
 build:

@@ -31,15 +31,20 @@ func newS3Store(endpoint, bucket, key, secret string) *store.S3Store {
 	return st
 }
 
-// weed is a SeaweedFS server shared by the suite, when its binary is there.
-var weed *seaweedfs.Server
+// weed is a SeaweedFS server shared by the suite, when its binary is
+// built; weedMissing says why not.
+var (
+	weed        *seaweedfs.Server
+	weedMissing error
+)
 
 var _ = BeforeSuite(func() {
-	if seaweedfs.Binary() == "" {
+	var bin string
+	if bin, weedMissing = seaweedfs.Binary(); weedMissing != nil {
 		return
 	}
 	var err error
-	weed, err = seaweedfs.Start(seaweedfs.Options{})
+	weed, err = seaweedfs.Start(seaweedfs.Options{Binary: bin})
 	Expect(err).NotTo(HaveOccurred())
 	DeferCleanup(weed.Stop)
 })
@@ -50,7 +55,7 @@ var weedBuckets int
 // SeaweedFS.
 func newSeaweedFSStore() lease.Store {
 	if weed == nil {
-		Skip("the SeaweedFS specs need " + seaweedfs.BinaryEnv + " (make test sets it from scripts/test-tools.sh weed)")
+		Skip(weedMissing.Error())
 	}
 	weedBuckets++
 	bucket := fmt.Sprintf("lease-%d", weedBuckets)

@@ -1,18 +1,20 @@
 // Package seaweedfs runs SeaweedFS (`weed mini`) for tests: a real S3
 // implementation, conditional writes included, on loopback, in a throwaway
-// directory. `make test` builds the binary once (scripts/test-tools.sh weed)
-// and names it in CF_APP_DISCOVERY_WEED.
+// directory. `make test` builds the binary once into a cache outside the
+// checkout (scripts/test-tools.sh weed); tests never build it.
 package seaweedfs
 
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"sync"
 	"syscall"
@@ -25,18 +27,28 @@ import (
 	"github.com/alphagov/cf-app-discovery/store"
 )
 
-// BinaryEnv names the environment variable that holds the path of the weed
-// binary.
-const BinaryEnv = "CF_APP_DISCOVERY_WEED"
-
-// Binary returns the weed binary named by BinaryEnv, or "" when it is unset.
-func Binary() string {
-	return os.Getenv(BinaryEnv)
+// Binary returns the weed binary scripts/test-tools.sh built, or an error
+// that names the command that builds it.
+func Binary() (string, error) {
+	_, file, _, ok := runtime.Caller(0)
+	if !ok {
+		return "", errors.New("seaweedfs: cannot locate scripts/test-tools.sh")
+	}
+	script := filepath.Join(filepath.Dir(file), "..", "..", "scripts", "test-tools.sh")
+	out, err := exec.Command(script, "--no-build", "weed").Output()
+	if err != nil {
+		var exit *exec.ExitError
+		if errors.As(err, &exit) {
+			return "", fmt.Errorf("seaweedfs: %s", bytes.TrimSpace(exit.Stderr))
+		}
+		return "", fmt.Errorf("seaweedfs: %w", err)
+	}
+	return string(bytes.TrimSpace(out)), nil
 }
 
 // Options configure Start.
 type Options struct {
-	// Binary is the weed binary; Binary() when empty.
+	// Binary is the weed binary; Binary()'s when empty.
 	Binary string
 	// AccessKey and SecretKey are the credentials the server accepts.
 	// Defaults: "seaweedfs-test" and "seaweedfs-test-secret".
@@ -72,10 +84,10 @@ const startTimeout = 90 * time.Second
 // endpoint answers for the bucket with the credentials.
 func Start(o Options) (*Server, error) {
 	if o.Binary == "" {
-		o.Binary = Binary()
-	}
-	if o.Binary == "" {
-		return nil, fmt.Errorf("seaweedfs: no weed binary: set %s (scripts/test-tools.sh weed prints its path)", BinaryEnv)
+		var err error
+		if o.Binary, err = Binary(); err != nil {
+			return nil, err
+		}
 	}
 	if o.AccessKey == "" {
 		o.AccessKey, o.SecretKey = "seaweedfs-test", "seaweedfs-test-secret"
