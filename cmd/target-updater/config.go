@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"time"
 
 	"github.com/robfig/cron/v3"
 
@@ -17,9 +18,18 @@ type settings struct {
 	PlanID     string
 	PaaSDomain string
 	Schedule   string
+	// LeaseDuration is the period of the lease that lets one of several
+	// updater instances reconcile.
+	LeaseDuration time.Duration
 }
 
-const defaultSchedule = "@every 5m"
+const (
+	defaultSchedule      = "@every 5m"
+	defaultLeaseDuration = 30 * time.Second
+	// minLeaseDuration keeps renewals (every third of the period) from
+	// hammering the bucket.
+	minLeaseDuration = time.Second
+)
 
 // loadSettings reads the configuration and returns one error naming every
 // problem.
@@ -32,6 +42,8 @@ func loadSettings(e *config.Env) (settings, error) {
 		PlanID:     e.Required("PLAN_ID"),
 		PaaSDomain: e.Required("PAAS_DOMAIN"),
 		Schedule:   e.String("UPDATE_SCHEDULE", ""),
+
+		LeaseDuration: e.Duration("LEASE_DURATION", defaultLeaseDuration, minLeaseDuration),
 	}
 	if s.Schedule == "" {
 		s.Schedule = defaultSchedule

@@ -1,6 +1,8 @@
 package main
 
 import (
+	"time"
+
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
 
@@ -28,7 +30,26 @@ var _ = Describe("loadSettings", func() {
 		Expect(s.Schedule).To(Equal("@every 5m"))
 		Expect(s.Port).To(Equal(0))
 		Expect(s.LogLevel).To(Equal("info"))
+		Expect(s.LeaseDuration).To(Equal(30 * time.Second))
 	})
+
+	DescribeTable("LEASE_DURATION",
+		func(value string, want time.Duration, problem string) {
+			vars := validVars()
+			vars["LEASE_DURATION"] = value
+			s, err := settingsFrom(vars)
+			if problem != "" {
+				Expect(err).To(MatchError(ContainSubstring(problem)))
+				return
+			}
+			Expect(err).NotTo(HaveOccurred())
+			Expect(s.LeaseDuration).To(Equal(want))
+		},
+		Entry("a duration", "1m", time.Minute, ""),
+		Entry("the shortest", "1s", time.Second, ""),
+		Entry("too short", "500ms", time.Duration(0), "LEASE_DURATION must be at least 1s"),
+		Entry("not a duration", "30", time.Duration(0), "LEASE_DURATION must be a duration"),
+	)
 
 	DescribeTable("schedule",
 		func(extra map[string]string, schedule, problem string) {

@@ -25,6 +25,7 @@ import (
 
 	"github.com/alphagov/cf-app-discovery/cfapi"
 	"github.com/alphagov/cf-app-discovery/config"
+	"github.com/alphagov/cf-app-discovery/lease"
 	"github.com/alphagov/cf-app-discovery/reconcile"
 	"github.com/alphagov/cf-app-discovery/store"
 )
@@ -68,22 +69,28 @@ func run(once bool) int {
 		}
 	}
 
-	runner := &runner{rec: rec, ctx: ctx, logger: logger}
-	scheduler := cron.New(cron.WithChain(cron.Recover(cronLogger{logger}), cron.SkipIfStillRunning(cronLogger{logger})))
-	if _, err := scheduler.AddJob(s.Schedule, runner); err != nil {
-		logger.Error("schedule", err)
+	// Several instances may run; the one holding the lease reconciles.
+	holder := lease.NewHolderID()
+	ls, err := lease.New(lease.Options{Store: rec.Store, Holder: holder, Duration: s.LeaseDuration,
+		Logger: logger, Metrics: lease.NewMetrics(reg)})
+	if err != nil {
+		logger.Error("lease", err)
 		return 1
 	}
-	logger.Info("started", lager.Data{"schedule": s.Schedule, "port": s.Port})
-	runner.Run()
-	scheduler.Start()
+	logger.Info("started", lager.Data{"schedule": s.Schedule, "port": s.Port, "holder": holder, "lease_duration": s.LeaseDuration.String()})
+	leaseDone := make(chan struct{})
+	go func() {
+		defer close(leaseDone)
+		ls.Run(ctx, func(term context.Context) { lead(term, rec, s.Schedule, logger) })
+	}()
 
 	<-ctx.Done()
 	logger.Info("stopping")
 	// CF waits 10 s after SIGTERM: let a running reconcile notice the
-	// cancelled context and finish its current writes.
+	// cancelled context and finish its current writes, then release the
+	// lease.
 	select {
-	case <-scheduler.Stop().Done():
+	case <-leaseDone:
 	case <-time.After(8 * time.Second):
 	}
 	if server != nil {
@@ -108,6 +115,21 @@ func newReconciler(ctx context.Context, s settings, reg prometheus.Registerer, l
 		Store: st, CF: cf, PaaSDomain: s.PaaSDomain, PlanID: s.PlanID,
 		Workers: 16, Logger: logger, Metrics: reconcile.NewMetrics(reg),
 	}, nil
+}
+
+// lead reconciles while this instance holds the lease: at once, then on the
+// schedule, until term ends. It returns once the last run has stopped.
+func lead(term context.Context, rec *reconcile.Reconciler, schedule string, logger lager.Logger) {
+	runner := &runner{rec: rec, ctx: term, logger: logger}
+	scheduler := cron.New(cron.WithChain(cron.Recover(cronLogger{logger}), cron.SkipIfStillRunning(cronLogger{logger})))
+	if _, err := scheduler.AddJob(schedule, runner); err != nil {
+		logger.Error("schedule", err)
+		return
+	}
+	runner.Run()
+	scheduler.Start()
+	<-term.Done()
+	<-scheduler.Stop().Done()
 }
 
 // runner is the cron job. The mutex makes "runs never overlap" hold for the
