@@ -1,7 +1,8 @@
 // Package docs_test keeps the operator documentation true: the example
 // Prometheus configurations (for 3 and 2.x) and alert rules pass the
-// matching promtool, and docs/metrics.md lists exactly the metrics the
-// programs register.
+// matching promtool, docs/metrics.md lists exactly the metrics the
+// programs register, and the monitoring mixin's rules and dashboards parse
+// and name only those metrics (mixin_test.go).
 package docs_test
 
 import (
@@ -46,11 +47,17 @@ type recorder struct {
 type metric struct {
 	labels, help string
 	programs     []string
+	histogram    bool
 }
 
 var descPattern = regexp.MustCompile(`fqName: "([^"]+)", help: "((?:[^"\\]|\\.)*)",(?: unit: "[^"]*",)? constLabels: \{[^}]*\}, variableLabels: \{([^}]*)\}`)
 
 func (r *recorder) Register(c prometheus.Collector) error {
+	var histogram bool
+	switch c.(type) {
+	case prometheus.Histogram, *prometheus.HistogramVec:
+		histogram = true
+	}
 	ch := make(chan *prometheus.Desc, 16)
 	go func() { c.Describe(ch); close(ch) }()
 	for d := range ch {
@@ -63,7 +70,7 @@ func (r *recorder) Register(c prometheus.Collector) error {
 			if err != nil {
 				return err
 			}
-			r.metrics[m[1]] = &metric{labels: strings.ReplaceAll(m[3], ",", ", "), help: help}
+			r.metrics[m[1]] = &metric{labels: strings.ReplaceAll(m[3], ",", ", "), help: help, histogram: histogram}
 		}
 		if !slices.Contains(r.metrics[m[1]].programs, r.program) {
 			r.metrics[m[1]].programs = append(r.metrics[m[1]].programs, r.program)
@@ -82,9 +89,9 @@ func (r *recorder) MustRegister(cs ...prometheus.Collector) {
 
 func (r *recorder) Unregister(prometheus.Collector) bool { return true }
 
-// registeredMetrics builds each program's metric-bearing parts the way its
-// main does and returns one table row per metric, sorted.
-func registeredMetrics() []string {
+// registered builds each program's metric-bearing parts the way its main
+// does and returns their metrics by name.
+func registered() map[string]*metric {
 	metrics := map[string]*metric{}
 	cf := fakecf.New(fakecf.Options{})
 	defer cf.Close()
@@ -106,9 +113,14 @@ func registeredMetrics() []string {
 	Expect(err).NotTo(HaveOccurred())
 	_, err = proxy.New(proxy.Options{AllowList: allow, Registerer: &recorder{program: "paas-proxy", metrics: metrics}})
 	Expect(err).NotTo(HaveOccurred())
+	return metrics
+}
 
+// registeredMetrics returns one docs/metrics.md table row per registered
+// metric, sorted.
+func registeredMetrics() []string {
 	var out []string
-	for name, m := range metrics {
+	for name, m := range registered() {
 		labels := m.labels
 		if labels == "" {
 			labels = "—"
@@ -148,15 +160,7 @@ var _ = Describe("docs/prometheus", func() {
 	var promtool2, promtool3 string
 
 	BeforeEach(func() {
-		var err error
-		if promtool2, err = exec.LookPath("promtool"); err != nil {
-			Fail("promtool 2.x is needed: `make test` installs Debian's prometheus package")
-		}
-		out, err := exec.Command("../scripts/test-tools.sh", "--no-build", "promtool").Output()
-		if err != nil {
-			Fail(fmt.Sprintf("promtool 3 is needed (%v): %s", err, exitMessage(err)))
-		}
-		promtool3 = strings.TrimSpace(string(out))
+		promtool2, promtool3 = promtools()
 	})
 
 	promtool := func(path string, args ...string) (string, error) {
@@ -164,16 +168,16 @@ var _ = Describe("docs/prometheus", func() {
 		return string(out), err
 	}
 
-	It("has a valid example configuration for Prometheus 3, with its alert rules", func() {
+	It("has a valid example configuration for Prometheus 3, with its rules", func() {
 		out, err := promtool(promtool3, "check", "config", "prometheus/prometheus.yml")
 		Expect(err).NotTo(HaveOccurred(), out)
-		Expect(out).To(ContainSubstring("SUCCESS: 1 rule files found"))
+		Expect(out).To(ContainSubstring("SUCCESS: 2 rule files found"))
 	})
 
-	It("has a valid example configuration for Prometheus 2.x, with its alert rules", func() {
+	It("has a valid example configuration for Prometheus 2.x, with its rules", func() {
 		out, err := promtool(promtool2, "check", "config", "prometheus/prometheus-2.yml")
 		Expect(err).NotTo(HaveOccurred(), out)
-		Expect(out).To(ContainSubstring("SUCCESS: 1 rule files found"))
+		Expect(out).To(ContainSubstring("SUCCESS: 2 rule files found"))
 	})
 
 	It("says true: Prometheus 2.x rejects the configuration for 3 by its fallback_scrape_protocol", func() {
@@ -205,6 +209,26 @@ var _ = Describe("docs/prometheus", func() {
 		Expect(strings.Count(string(data), "- alert:")).To(Equal(strings.Count(string(data), "runbook:")))
 	})
 })
+
+// promtools returns the paths of promtool 2.x (Debian's) and 3 (built by
+// scripts/test-tools.sh), and fails the spec when one is missing.
+func promtools() (two, three string) {
+	two, err := exec.LookPath("promtool")
+	if err != nil {
+		Fail("promtool 2.x is needed: `make test` installs Debian's prometheus package")
+	}
+	return two, testTool("promtool", "promtool 3")
+}
+
+// testTool returns the path of the tool scripts/test-tools.sh builds as
+// name, and fails the spec, naming it what, when it is not built yet.
+func testTool(name, what string) string {
+	out, err := exec.Command("../scripts/test-tools.sh", "--no-build", name).Output()
+	if err != nil {
+		Fail(fmt.Sprintf("%s is needed (%v): %s", what, err, exitMessage(err)))
+	}
+	return strings.TrimSpace(string(out))
+}
 
 func readYAML(path string) map[string]any {
 	data, err := os.ReadFile(path)
