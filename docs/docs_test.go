@@ -27,6 +27,7 @@ import (
 	"github.com/alphagov/cf-app-discovery/acceptance/fakecf"
 	"github.com/alphagov/cf-app-discovery/broker"
 	"github.com/alphagov/cf-app-discovery/cfapi"
+	"github.com/alphagov/cf-app-discovery/lease"
 	"github.com/alphagov/cf-app-discovery/proxy"
 	"github.com/alphagov/cf-app-discovery/reconcile"
 	"github.com/alphagov/cf-app-discovery/store"
@@ -107,6 +108,7 @@ func registered() map[string]*metric {
 			broker.NewHandler(broker.New(broker.Options{Registerer: reg}), lager.NewLogger("docs"), broker.Credentials{}, reg, prometheus.NewRegistry())
 		} else {
 			reconcile.NewMetrics(reg)
+			lease.NewMetrics(reg)
 		}
 	}
 	allow, err := proxy.ParseAllowList([]string{"example.com"})
