@@ -18,10 +18,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/credentials"
-	"github.com/johannesboyne/gofakes3"
-	"github.com/johannesboyne/gofakes3/backend/s3mem"
 	. "github.com/onsi/ginkgo/v2"
 	"github.com/onsi/ginkgo/v2/types"
 	. "github.com/onsi/gomega"
@@ -30,6 +26,7 @@ import (
 	"github.com/alphagov/cf-app-discovery/acceptance/ccsim"
 	"github.com/alphagov/cf-app-discovery/acceptance/fakecf"
 	"github.com/alphagov/cf-app-discovery/acceptance/router"
+	"github.com/alphagov/cf-app-discovery/acceptance/seaweedfs"
 	"github.com/alphagov/cf-app-discovery/store"
 )
 
@@ -62,6 +59,7 @@ type world struct {
 	domain     fakecf.Domain
 	plan       fakecf.ServicePlan
 	s3URL      string
+	weed       *seaweedfs.Server
 	st         store.Store
 	cc         *ccsim.Controller
 	targetsDir string
@@ -122,11 +120,12 @@ func startWorld() {
 	w.domain = w.cf.AddDomain(fakecf.Domain{Name: appsDomain})
 	w.plan = w.cf.AddServicePlan(fakecf.ServicePlan{Name: "prometheus", BrokerCatalogID: planID})
 
-	s3 := httptest.NewServer(gofakes3.New(s3mem.New(), gofakes3.WithAutoBucket(true)).Server())
-	DeferCleanup(s3.Close)
-	w.s3URL = s3.URL
-	awsCfg := aws.Config{Region: "us-east-1", Credentials: credentials.NewStaticCredentialsProvider("acceptance", awsSecret, "")}
-	w.st, err = store.NewS3(ctx, store.S3Options{Bucket: bucket, Endpoint: s3.URL, AWSConfig: &awsCfg})
+	// A real S3 implementation: SeaweedFS, built once by `make test`.
+	weed, err := seaweedfs.Start(seaweedfs.Options{AccessKey: "acceptance", SecretKey: awsSecret, Bucket: bucket})
+	Expect(err).NotTo(HaveOccurred())
+	DeferCleanup(weed.Stop)
+	w.weed, w.s3URL = weed, weed.Endpoint
+	w.st, err = weed.Store(ctx, bucket)
 	Expect(err).NotTo(HaveOccurred())
 	// The bucket exists before the programs start, as it would on AWS.
 	_, err = w.st.List(ctx, store.ActivePrefix)
