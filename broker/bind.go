@@ -3,7 +3,6 @@ package broker
 import (
 	"context"
 	"errors"
-	"fmt"
 	"time"
 
 	"code.cloudfoundry.org/lager/v3"
@@ -52,20 +51,21 @@ func (b *Broker) bind(ctx context.Context, instanceID, bindingID string, details
 		ServiceID: details.ServiceID, PlanID: details.PlanID, Parameters: details.RawParameters,
 		CreatedAt: b.now().UTC(), Source: store.SourceBroker,
 	}
-	existing, err := b.readRecord(ctx, bindingID)
-	if err != nil {
+	existing, err := b.bucket.ReadBinding(ctx, bindingID)
+	found := err == nil
+	if err != nil && !errors.Is(err, store.ErrNotFound) {
 		logger.Error("read-record-failed", err)
 		return domain.Binding{}, errStoreUnavailable("could not read the binding record", err)
 	}
 	cond := store.Condition{IfNoneMatch: true}
 	switch {
-	case existing == nil:
+	case !found:
 	case existing.Source == store.SourceReconcile && sameBinding(existing.Binding, record):
 		// The target updater listed the binding while Cloud Controller was
 		// creating it and recorded what the CF API knows. This is the
 		// binding's first bind: complete the record.
 		logger.Info("completing-adopted-record")
-		cond = store.Condition{IfMatch: existing.etag}
+		cond = store.Condition{IfMatch: existing.ETag}
 	default:
 		if err := b.repeatedBind(logger, existing.Binding, record); err != nil {
 			return domain.Binding{}, err
@@ -98,29 +98,21 @@ func (b *Broker) bind(ctx context.Context, instanceID, bindingID string, details
 // instance (or the target updater) wrote one meanwhile, the bind is a
 // repeat (created is false) or a conflict.
 func (b *Broker) writeRecord(ctx context.Context, logger lager.Logger, record store.Binding, cond store.Condition) (created bool, err error) {
-	data, err := record.Marshal()
-	if err != nil {
-		return false, err
-	}
-	key, err := store.BindingKey(record.BindingGUID)
-	if err != nil {
-		return false, err
-	}
-	_, err = b.st.Put(ctx, key, data, cond)
+	_, err = b.bucket.WriteBinding(ctx, record, cond)
 	if err == nil {
 		return true, nil
 	}
 	if errors.Is(err, store.ErrPreconditionFailed) {
-		existing, rerr := b.readRecord(ctx, record.BindingGUID)
-		if rerr == nil && existing != nil && cond.IfNoneMatch &&
+		existing, rerr := b.bucket.ReadBinding(ctx, record.BindingGUID)
+		if rerr == nil && cond.IfNoneMatch &&
 			existing.Source == store.SourceReconcile && sameBinding(existing.Binding, record) {
 			// Adopted by the updater since we looked: complete it, once.
-			return b.writeRecord(ctx, logger, record, store.Condition{IfMatch: existing.etag})
+			return b.writeRecord(ctx, logger, record, store.Condition{IfMatch: existing.ETag})
 		}
-		if rerr == nil && existing != nil {
+		if rerr == nil {
 			return false, b.repeatedBind(logger, existing.Binding, record)
 		}
-		if rerr != nil {
+		if !errors.Is(rerr, store.ErrNotFound) {
 			err = rerr
 		}
 	}
@@ -145,8 +137,10 @@ func (b *Broker) bindApp(ctx context.Context, logger lager.Logger, appGUID strin
 	return app, nil
 }
 
+// writeTargetOrFail places the app's target file where its state says.
 func (b *Broker) writeTargetOrFail(ctx context.Context, logger lager.Logger, app targets.App) error {
-	if err := b.writeTarget(ctx, app); err != nil {
+	t := store.Target{AppGUID: app.GUID, Started: app.Started(), Body: targets.Render(app, b.paasDomain)}
+	if err := b.bucket.PutTarget(ctx, t); err != nil {
 		logger.Error("write-target-failed", err)
 		return errStoreUnavailable("could not write the app's targets", err)
 	}
@@ -192,59 +186,6 @@ func sameBinding(existing, requested store.Binding) bool {
 	}
 	return existing.InstanceGUID == requested.InstanceGUID ||
 		existing.Source == store.SourceReconcile && existing.InstanceGUID == ""
-}
-
-// storedRecord is a binding record as read, with the ETag that replaces it.
-type storedRecord struct {
-	store.Binding
-	etag string
-}
-
-// errUnreadableRecord marks a binding record that exists but cannot be
-// parsed: it names no app.
-var errUnreadableRecord = errors.New("unreadable binding record")
-
-// readRecord returns the binding's record, or nil when there is none.
-func (b *Broker) readRecord(ctx context.Context, bindingID string) (*storedRecord, error) {
-	key, err := store.BindingKey(bindingID)
-	if err != nil {
-		return nil, err
-	}
-	data, etag, err := b.st.Get(ctx, key)
-	if errors.Is(err, store.ErrNotFound) {
-		return nil, nil
-	}
-	if err != nil {
-		return nil, err
-	}
-	record, err := store.UnmarshalBinding(data)
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w: %w", key, errUnreadableRecord, err)
-	}
-	return &storedRecord{Binding: record, etag: etag}, nil
-}
-
-// writeTarget writes app's target file in the folder of its state, if its
-// bytes changed, then removes the file in the other folder: never both.
-func (b *Broker) writeTarget(ctx context.Context, app targets.App) error {
-	key, err := store.TargetKey(app.GUID, app.Started())
-	if err != nil {
-		return err
-	}
-	other, _ := store.TargetKey(app.GUID, !app.Started())
-	body := targets.Render(app, b.paasDomain)
-	current, _, err := b.st.Get(ctx, key)
-	switch {
-	case errors.Is(err, store.ErrNotFound):
-	case err != nil:
-		return err
-	}
-	if err != nil || string(current) != string(body) {
-		if _, err := b.st.Put(ctx, key, body, store.Condition{}); err != nil {
-			return err
-		}
-	}
-	return b.st.Delete(ctx, other)
 }
 
 // GetBinding answers GET /v2/service_instances/:instance_id/service_bindings/:binding_id.

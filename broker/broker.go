@@ -44,7 +44,7 @@ type Catalog struct {
 // Broker implements domain.ServiceBroker.
 type Broker struct {
 	catalog    Catalog
-	st         store.Store
+	bucket     *store.Bucket
 	apps       AppLookup
 	bindings   BindingLookup
 	paasDomain string
@@ -88,7 +88,7 @@ func New(o Options) *Broker {
 	if logger == nil {
 		logger = lager.NewLogger("broker")
 	}
-	return &Broker{catalog: o.Catalog, st: o.Store, apps: o.Apps, bindings: o.Bindings,
+	return &Broker{catalog: o.Catalog, bucket: store.NewBucket(o.Store), apps: o.Apps, bindings: o.Bindings,
 		paasDomain: o.PaaSDomain, monitoringUser: o.MonitoringUser,
 		grantCommand: grantCommand(o.MonitoringUser, o.MonitoringClient), logger: logger, now: now,
 		metrics: newMetrics(o.Registerer)}

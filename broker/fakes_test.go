@@ -95,31 +95,56 @@ func (f *fakeCF) callCount() int {
 	return f.calls
 }
 
-// heldApps holds App look-ups until released, and says when one began.
-type heldApps struct {
-	*fakeCF
-	entered chan struct{}
-	release chan struct{}
-	once    sync.Once
-}
-
-func newHeldApps(cf *fakeCF) *heldApps {
-	return &heldApps{fakeCF: cf, entered: make(chan struct{}), release: make(chan struct{})}
-}
-
-func (g *heldApps) App(ctx context.Context, guid string) (targets.App, error) {
-	g.once.Do(func() { close(g.entered) })
-	<-g.release
-	return g.fakeCF.App(ctx, guid)
-}
-
 // failingStore wraps a real store and fails the operations a test picks;
-// before, when set, runs ahead of every operation (to act as another writer).
+// before, when set, runs ahead of every operation (to act as another
+// writer); hold stops one operation until the test lets it go on.
 type failingStore struct {
 	store.Store
 	mu     sync.Mutex
 	fail   func(op, key string) bool
 	before func(op, key string)
+	holds  []*heldOp
+}
+
+// heldOp is an operation a test holds: entered is closed when it arrives,
+// done when it has returned.
+type heldOp struct {
+	op, key       string
+	entered, done chan struct{}
+	proceed       chan struct{}
+}
+
+// release lets the held operation go on.
+func (h *heldOp) release() { close(h.proceed) }
+
+// hold holds the next operation op on key (GET, PUT, DELETE) until released.
+func (s *failingStore) hold(op, key string) *heldOp {
+	h := &heldOp{op: op, key: key, entered: make(chan struct{}), done: make(chan struct{}), proceed: make(chan struct{})}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.holds = append(s.holds, h)
+	return h
+}
+
+// wait holds an operation the test asked to hold, and returns what to run
+// once it has returned.
+func (s *failingStore) wait(op, key string) func() {
+	s.mu.Lock()
+	var held *heldOp
+	for i, h := range s.holds {
+		if h.op == op && h.key == key {
+			held = h
+			s.holds = append(s.holds[:i], s.holds[i+1:]...)
+			break
+		}
+	}
+	s.mu.Unlock()
+	if held == nil {
+		return func() {}
+	}
+	close(held.entered)
+	<-held.proceed
+	return func() { close(held.done) }
 }
 
 var errStore = errors.New("injected store failure")
@@ -141,6 +166,7 @@ func (s *failingStore) setFail(fail func(op, key string) bool) {
 }
 
 func (s *failingStore) Get(ctx context.Context, key string) ([]byte, string, error) {
+	defer s.wait("GET", key)()
 	if s.failing("GET", key) {
 		return nil, "", errStore
 	}
@@ -148,6 +174,7 @@ func (s *failingStore) Get(ctx context.Context, key string) ([]byte, string, err
 }
 
 func (s *failingStore) Put(ctx context.Context, key string, body []byte, c store.Condition) (string, error) {
+	defer s.wait("PUT", key)()
 	if s.failing("PUT", key) {
 		return "", errStore
 	}
@@ -155,6 +182,7 @@ func (s *failingStore) Put(ctx context.Context, key string, body []byte, c store
 }
 
 func (s *failingStore) Delete(ctx context.Context, key string) error {
+	defer s.wait("DELETE", key)()
 	if s.failing("DELETE", key) {
 		return errStore
 	}

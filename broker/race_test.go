@@ -3,6 +3,7 @@ package broker_test
 import (
 	"context"
 	"encoding/json"
+	"net/http"
 	"time"
 
 	. "github.com/onsi/ginkgo/v2"
@@ -68,49 +69,38 @@ var _ = Describe("Bind racing a reconcile", func() {
 	})
 })
 
-// gatedApps holds App look-ups until released, to interleave a bind with an unbind.
-type gatedApps struct {
-	*fakeCF
-	entered chan struct{}
-	release chan struct{}
-}
-
-func (g *gatedApps) App(ctx context.Context, guid string) (targets.App, error) {
-	close(g.entered)
-	<-g.release
-	return g.fakeCF.App(ctx, guid)
-}
-
 var _ = Describe("Unbind racing its bind", func() {
-	It("an orphan-mitigation unbind racing its slow bind leaves no binding record", func() {
-		ctx := context.Background()
-		st, err := store.NewDir(GinkgoT().TempDir())
-		Expect(err).NotTo(HaveOccurred())
-		cf := newFakeCF()
-		cf.apps[appGUID] = targets.App{GUID: appGUID, Name: "my-app", State: "STARTED", Processes: []targets.Process{{GUID: "00000000-0000-4000-8000-000000000001", Instances: 1}}}
-		cf.bindings[bindingID] = cfapi.Binding{GUID: bindingID, AppGUID: appGUID, Deleting: true}
-		apps := &gatedApps{fakeCF: cf, entered: make(chan struct{}), release: make(chan struct{})}
-		b := broker.New(broker.Options{
-			Catalog: broker.Catalog{ServiceID: serviceID, ServiceName: "s", PlanID: planID, PlanName: "p"},
-			Store:   st, Apps: apps, Bindings: cf, PaaSDomain: "paas.example",
-		})
-		bindDone := make(chan error)
+	// Cloud Controller gave up on a slow bind (60 s) and sent the
+	// orphan-mitigation unbind while the bind still runs: the unbind finds
+	// no record yet, learns the app from the CF API and waits for the app,
+	// whose lock the bind holds.
+	It("an orphan-mitigation unbind racing its slow bind leaves neither record nor target file", func() {
+		h := newHarness().serve()
+		h.cf.setBinding(cfapi.Binding{GUID: bindingID, AppGUID: appGUID, Deleting: true})
+		recordKey := "bindings/" + bindingID + ".json"
+
+		// The bind stops just before it writes its record...
+		write := h.st.hold("PUT", recordKey)
+		binds := make(chan response)
 		go func() {
-			_, err := b.Bind(ctx, instanceID, bindingID, domain.BindDetails{ServiceID: serviceID, PlanID: planID, AppGUID: appGUID}, false)
-			bindDone <- err
+			defer GinkgoRecover()
+			binds <- h.bind(bindingID, appGUID)
 		}()
-		<-apps.entered
-		unbindDone := make(chan error)
+		<-write.entered
+		// ...until the unbind has read that there is none.
+		read := h.st.hold("GET", recordKey)
+		unbinds := make(chan response)
 		go func() {
-			_, err := b.Unbind(ctx, instanceID, bindingID, domain.UnbindDetails{ServiceID: serviceID, PlanID: planID}, false)
-			unbindDone <- err
+			defer GinkgoRecover()
+			unbinds <- h.unbind(bindingID)
 		}()
-		time.Sleep(100 * time.Millisecond) // unbind has read "no record" and waits for the app lock
-		close(apps.release)
-		Expect(<-bindDone).NotTo(HaveOccurred())
-		Expect(<-unbindDone).NotTo(HaveOccurred())
-		objs, err := st.List(ctx, store.BindingPrefix)
-		Expect(err).NotTo(HaveOccurred())
-		Expect(objs).To(BeEmpty())
+		<-read.entered
+		read.release()
+		<-read.done
+		write.release()
+
+		Expect((<-binds).status).To(Equal(http.StatusCreated))
+		Expect((<-unbinds).status).To(Equal(http.StatusOK))
+		Expect(h.files()).To(BeEmpty())
 	})
 })

@@ -85,17 +85,13 @@ func (b *Broker) unbind(ctx context.Context, instanceID, bindingID string, detai
 	outcome := "target-kept"
 	if b.lastBinding(ctx, logger, appGUID, bindingID) {
 		outcome = "target-removed"
-		for _, started := range []bool{true, false} {
-			key, _ := store.TargetKey(appGUID, started)
-			if err := b.st.Delete(ctx, key); err != nil {
-				logger.Error("delete-target-failed", err)
-				return "", errStoreUnavailable("could not remove the app's targets", err)
-			}
+		if err := b.bucket.RemoveTargets(ctx, appGUID); err != nil {
+			logger.Error("delete-target-failed", err)
+			return "", errStoreUnavailable("could not remove the app's targets", err)
 		}
 	}
 	if record != nil || unreadable {
-		key, _ := store.BindingKey(bindingID)
-		if err := b.st.Delete(ctx, key); err != nil {
+		if err := b.bucket.DeleteBinding(ctx, bindingID); err != nil {
 			logger.Error("delete-record-failed", err)
 			return "", errStoreUnavailable("could not remove the binding record", err)
 		}
@@ -108,17 +104,19 @@ func (b *Broker) unbind(ctx context.Context, instanceID, bindingID string, detai
 // parsed is reported as unreadable, with no record: unbind then asks the
 // CF API which app the binding is for, as for a binding made before the
 // bucket had records, and removes the unreadable record with the binding.
-func (b *Broker) readRecordForUnbind(ctx context.Context, logger lager.Logger, bindingID string) (record *storedRecord, unreadable bool, err error) {
-	record, err = b.readRecord(ctx, bindingID)
+func (b *Broker) readRecordForUnbind(ctx context.Context, logger lager.Logger, bindingID string) (record *store.Binding, unreadable bool, err error) {
+	stored, err := b.bucket.ReadBinding(ctx, bindingID)
 	switch {
-	case errors.Is(err, errUnreadableRecord):
+	case errors.Is(err, store.ErrNotFound):
+		return nil, false, nil
+	case errors.Is(err, store.ErrUnreadableRecord):
 		logger.Error("unreadable-record-asking-cf-api", err)
 		return nil, true, nil
 	case err != nil:
 		logger.Error("read-record-failed", err)
 		return nil, false, errStoreUnavailable("could not read the binding record", err)
 	}
-	return record, false, nil
+	return &stored.Binding, false, nil
 }
 
 // lastBinding reports whether bindingID is the app's last binding of our

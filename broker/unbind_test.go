@@ -211,32 +211,3 @@ var _ = Describe("Unbind requests Cloud Controller would never send", func() {
 		Entry("an unknown service", bindingPath(bindingID)+"?service_id="+unknownID+"&plan_id="+planID, http.StatusBadRequest),
 	)
 })
-
-var _ = Describe("Unbind racing a bind of the same binding", func() {
-	// Cloud Controller gave up on a slow bind (60 s) and sent the
-	// orphan-mitigation unbind while the bind still runs: the unbind finds
-	// no record yet, learns the app from the CF API and waits for the app.
-	It("leaves neither record nor target file once both are done", func() {
-		h := newHarness()
-		held := newHeldApps(h.cf)
-		h.apps = held
-		h.serve()
-		h.cf.setBinding(cfapi.Binding{GUID: bindingID, AppGUID: appGUID, Deleting: true})
-		// The unbind has read "no record" by the time it asks CF about the
-		// binding: only then may the bind go on.
-		h.cf.onBinding = func() { close(held.release) }
-
-		binds := make(chan response)
-		go func() {
-			defer GinkgoRecover()
-			binds <- h.bind(bindingID, appGUID)
-		}()
-		<-held.entered
-		unbound := h.unbind(bindingID)
-		bound := <-binds
-
-		Expect(bound.status).To(Equal(http.StatusCreated))
-		Expect(unbound.status).To(Equal(http.StatusOK))
-		Expect(h.files()).To(BeEmpty())
-	})
-})

@@ -27,6 +27,7 @@ import (
 	"github.com/alphagov/cf-app-discovery/acceptance/fakecf"
 	"github.com/alphagov/cf-app-discovery/broker"
 	"github.com/alphagov/cf-app-discovery/cfapi"
+	"github.com/alphagov/cf-app-discovery/httpsd"
 	"github.com/alphagov/cf-app-discovery/lease"
 	"github.com/alphagov/cf-app-discovery/proxy"
 	"github.com/alphagov/cf-app-discovery/reconcile"
@@ -106,6 +107,7 @@ func registered() map[string]*metric {
 		Expect(err).NotTo(HaveOccurred())
 		if program == "broker" {
 			broker.NewHandler(broker.New(broker.Options{Registerer: reg}), lager.NewLogger("docs"), broker.Credentials{}, reg, prometheus.NewRegistry())
+			httpsd.NewHandler(httpsd.NewView(httpsd.ViewOptions{Store: st, Registerer: reg}), httpsd.Credentials{}, reg)
 		} else {
 			reconcile.NewMetrics(reg)
 			lease.NewMetrics(reg)

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"slices"
 	"strings"
 )
 
@@ -32,8 +33,8 @@ func ParseAllowList(entries []string) (AllowList, error) {
 		switch {
 		case name == "":
 			continue
-		case isIP(name):
-			a.exact = append(a.exact, canonicalIP(name))
+		case net.ParseIP(name) != nil:
+			a.exact = append(a.exact, net.ParseIP(name).String())
 		case !validHostname(name):
 			bad = append(bad, fmt.Sprintf("%q", e))
 		case !strings.Contains(name, "."):
@@ -55,32 +56,14 @@ func ParseAllowList(entries []string) (AllowList, error) {
 // carry a port) is on the list.
 func (a AllowList) Allows(hostport string) bool {
 	host := hostOnly(hostport)
-	if host == "" {
-		return false
-	}
-	if isIP(host) {
-		host = canonicalIP(host)
-		for _, e := range a.exact {
-			if e == host {
-				return true
-			}
-		}
-		return false
-	}
-	if !validHostname(host) {
-		return false
-	}
-	for _, e := range a.exact {
-		if e == host {
-			return true
+	if mayBeIP(host) {
+		if ip := net.ParseIP(host); ip != nil {
+			return slices.Contains(a.exact, ip.String())
 		}
 	}
-	for _, d := range a.domains {
-		if host == d || (len(host) > len(d) && host[len(host)-len(d)-1] == '.' && host[len(host)-len(d):] == d) {
-			return true
-		}
-	}
-	return false
+	return validHostname(host) && (slices.Contains(a.exact, host) || slices.ContainsFunc(a.domains, func(d string) bool {
+		return host == d || strings.HasSuffix(host, d) && host[len(host)-len(d)-1] == '.'
+	}))
 }
 
 // String lists the entries, for logs.
@@ -104,12 +87,10 @@ func hostOnly(hostport string) string {
 	return strings.ToLower(strings.TrimSuffix(host, "."))
 }
 
-func isIP(s string) bool {
-	return net.ParseIP(s) != nil
-}
-
-func canonicalIP(s string) string {
-	return net.ParseIP(s).String()
+// mayBeIP reports whether host could be an IP literal, which ends in a
+// digit or holds a colon: it spares most host names a failed parse.
+func mayBeIP(host string) bool {
+	return host != "" && (host[len(host)-1] >= '0' && host[len(host)-1] <= '9' || strings.Contains(host, ":"))
 }
 
 // validHostname accepts lower-case LDH names with dots; underscores are

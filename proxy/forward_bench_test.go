@@ -39,14 +39,14 @@ func BenchmarkForward(b *testing.B) {
 	}
 	server := p.Server()
 	go func() { _ = server.Serve(ln) }()
-	defer server.Close()
+	defer func() { _ = server.Shutdown() }()
 	conn, err := net.Dial("tcp", ln.Addr().String())
 	if err != nil {
 		b.Fatal(err)
 	}
-	defer conn.Close()
 	request := []byte("GET http://my-app.example.com/metrics?" + scrapeQuery(appGUID, "0") + " HTTP/1.1\r\nHost: my-app.example.com\r\n\r\n")
 	br := bufio.NewReader(conn)
+	defer conn.Close() // before Shutdown, which waits for it
 	b.ReportAllocs()
 	for b.Loop() {
 		if _, err := conn.Write(request); err != nil {

@@ -9,19 +9,17 @@ import (
 const (
 	OutcomeForwarded       = "forwarded"        // answered with the upstream's response
 	OutcomeUpstreamError   = "upstream_error"   // the upstream could not be reached: 502
-	OutcomeClientGone      = "client_gone"      // the client went away before the upstream answered
 	OutcomeRejectedMethod  = "rejected_method"  // not GET or HEAD: 405
 	OutcomeRejectedHost    = "rejected_host"    // host not on the allow-list: 403
 	OutcomeRejectedParams  = "rejected_params"  // malformed scrape parameters or URL: 400
-	OutcomeRejectedRequest = "rejected_request" // a body, or a scheme other than http: 400
+	OutcomeRejectedRequest = "rejected_request" // a body, a scheme other than http, an unreadable request: 4xx
 	OutcomeLocal           = "local"            // /health or /metrics of the proxy itself
 	OutcomeNotFound        = "not_found"        // any other origin-form request: 404
 )
 
 type metrics struct {
-	requests  *prometheus.CounterVec
-	forwarded [len(codeClasses)]prometheus.Counter // by status/100, resolved once
-	upstream  prometheus.Histogram
+	requests *prometheus.CounterVec
+	upstream prometheus.Histogram
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -38,23 +36,15 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		}),
 	}
 	reg.MustRegister(m.requests, m.upstream)
-	for i := 1; i < len(codeClasses); i++ {
-		m.forwarded[i] = m.requests.WithLabelValues(OutcomeForwarded, codeClasses[i])
-	}
 	return m
 }
 
-var codeClasses = [...]string{"", "1xx", "2xx", "3xx", "4xx", "5xx"}
+var codeClasses = [...]string{"other", "1xx", "2xx", "3xx", "4xx", "5xx"}
 
 func (m *metrics) count(outcome string, status int) {
-	i := status / 100
-	if i < 1 || i >= len(codeClasses) {
-		m.requests.WithLabelValues(outcome, "other").Inc()
-		return
+	class := codeClasses[0]
+	if i := status / 100; i > 0 && i < len(codeClasses) {
+		class = codeClasses[i]
 	}
-	if outcome == OutcomeForwarded {
-		m.forwarded[i].Inc()
-		return
-	}
-	m.requests.WithLabelValues(outcome, codeClasses[i]).Inc()
+	m.requests.WithLabelValues(outcome, class).Inc()
 }

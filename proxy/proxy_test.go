@@ -45,6 +45,7 @@ var _ = Describe("Proxy", func() {
 			requestURI string
 			host       string
 			instance   string // X-CF-APP-INSTANCE and XX-CF-APP-INSTANCE; "" for absent
+			process    string // X-CF-PROCESS-INSTANCE and XX-CF-PROCESS-INSTANCE; "" for absent
 			auth       string // Authorization; "" for absent
 			kept       map[string]string
 		}
@@ -64,30 +65,37 @@ var _ = Describe("Proxy", func() {
 				Expect(got.Method).To(Equal(method))
 				Expect(got.RequestURI).To(Equal(want.requestURI))
 				Expect(got.Host).To(Equal(want.host))
-				if want.instance == "" {
-					Expect(got.Header).NotTo(HaveKey("X-Cf-App-Instance"))
-					Expect(got.Header).NotTo(HaveKey("Xx-Cf-App-Instance"))
-				} else {
-					Expect(got.Header.Values("X-CF-APP-INSTANCE")).To(Equal([]string{want.instance}))
-					Expect(got.Header.Values("XX-CF-APP-INSTANCE")).To(Equal([]string{want.instance}))
+				for name, value := range map[string]string{
+					"X-CF-APP-INSTANCE": want.instance, "XX-CF-APP-INSTANCE": want.instance,
+					"X-CF-PROCESS-INSTANCE": want.process, "XX-CF-PROCESS-INSTANCE": want.process,
+				} {
+					if value == "" {
+						Expect(got.Header).NotTo(HaveKey(http.CanonicalHeaderKey(name)))
+					} else {
+						Expect(got.Header.Values(name)).To(Equal([]string{value}), name)
+					}
 				}
 				if want.auth == "" {
 					Expect(got.Header).NotTo(HaveKey("Authorization"))
 				} else {
 					Expect(got.Header.Values("Authorization")).To(Equal([]string{want.auth}))
 				}
-				for _, hop := range []string{"Connection", "Keep-Alive", "Proxy-Authorization", "Proxy-Connection", "Te", "Upgrade", "X-Hop"} {
-					Expect(got.Header).NotTo(HaveKey(hop))
+				for _, name := range []string{"Connection", "Keep-Alive", "Proxy-Authorization", "Proxy-Connection", "Te", "Upgrade", "X-Hop", "X-Other", "Cookie", "Via", "X-Forwarded-For"} {
+					Expect(got.Header).NotTo(HaveKey(name))
 				}
-				for k, v := range want.kept {
-					Expect(got.Header.Get(k)).To(Equal(v), k)
+				for _, name := range []string{"Accept", "Accept-Encoding", "User-Agent", "X-Prometheus-Scrape-Timeout-Seconds"} {
+					if v, ok := want.kept[name]; ok {
+						Expect(got.Header.Values(name)).To(Equal([]string{v}), name)
+					} else {
+						Expect(got.Header).NotTo(HaveKey(name), "nothing added")
+					}
 				}
 				if method == http.MethodGet {
 					Expect(w.Body.String()).To(Equal("up 1\n"))
 				} else {
 					Expect(w.Body.String()).To(BeEmpty())
 				}
-				Expect(w.Header().Get("X-Upstream")).To(Equal("fake"))
+				Expect(w.Header().Get("Content-Type")).To(Equal("text/plain; version=0.0.4"))
 				Expect(requestsTotal(reg, proxy.OutcomeForwarded, "2xx")).To(Equal(1.0))
 				Expect(upstreamObservations(reg)).To(Equal(uint64(1)))
 			},
@@ -123,16 +131,23 @@ var _ = Describe("Proxy", func() {
 				"GET", "http://my-app.example.com/metrics",
 				map[string]string{"Authorization": "Basic c2VjcmV0", "X-CF-APP-INSTANCE": otherGUID + ":5", "XX-CF-APP-INSTANCE": otherGUID + ":5", "Proxy-Authorization": "Basic c2VjcmV0"},
 				forwarded{requestURI: "/metrics", host: "my-app.example.com"}),
-			Entry("hop-by-hop headers dropped, end-to-end ones kept",
+			Entry("a process instance: X-CF-PROCESS-INSTANCE instead of X-CF-APP-INSTANCE",
+				"GET", "http://my-app.example.com/metrics?"+scrapeQuery(appGUID, "3")+"&cf_process_instance="+otherGUID+"%3A3", nil,
+				forwarded{requestURI: "/metrics", host: "my-app.example.com", process: otherGUID + ":3", auth: "Bearer " + appGUID}),
+			Entry("Prometheus' negotiation headers forwarded unchanged, nothing else",
 				"GET", "http://my-app.example.com/metrics?"+scrapeQuery(appGUID, "0"),
 				map[string]string{
 					"Connection": "keep-alive, X-Hop", "X-Hop": "1", "Keep-Alive": "timeout=5", "Proxy-Connection": "keep-alive",
-					"Te": "trailers", "Upgrade": "websocket",
-					"Accept": "application/openmetrics-text", "Accept-Encoding": "gzip", "User-Agent": "Prometheus/3.0.0",
+					"Te": "trailers", "Upgrade": "websocket", "X-Other": "1", "Cookie": "a=b", "Via": "1.1 x", "X-Forwarded-For": "10.0.0.1",
+					"Accept":                              "application/openmetrics-text;version=1.0.0;escaping=allow-utf-8;q=0.6,text/plain;version=0.0.4;q=0.4,*/*;q=0.1",
+					"Accept-Encoding":                     "gzip",
+					"User-Agent":                          "Prometheus/3.0.0",
 					"X-Prometheus-Scrape-Timeout-Seconds": "10",
 				},
 				forwarded{requestURI: "/metrics", host: "my-app.example.com", instance: appGUID + ":0", auth: "Bearer " + appGUID, kept: map[string]string{
-					"Accept": "application/openmetrics-text", "Accept-Encoding": "gzip", "User-Agent": "Prometheus/3.0.0",
+					"Accept":                              "application/openmetrics-text;version=1.0.0;escaping=allow-utf-8;q=0.6,text/plain;version=0.0.4;q=0.4,*/*;q=0.1",
+					"Accept-Encoding":                     "gzip",
+					"User-Agent":                          "Prometheus/3.0.0",
 					"X-Prometheus-Scrape-Timeout-Seconds": "10",
 				}}),
 			Entry("host in capitals with a trailing dot",
@@ -151,20 +166,28 @@ var _ = Describe("Proxy", func() {
 			Expect(logged(log)).NotTo(ContainSubstring("client-secret"))
 		})
 
-		It("drops hop-by-hop headers of the response and keeps the rest", func() {
+		It("returns the upstream's status, Content-Type, Content-Encoding, X-Cf-Routererror and body, nothing else of its header", func() {
 			fake.respond = func(w http.ResponseWriter, _ *http.Request) {
 				w.Header().Set("Connection", "X-Hop")
 				w.Header().Set("X-Hop", "1")
 				w.Header().Set("Keep-Alive", "timeout=5")
-				w.Header().Set("X-End", "1")
+				w.Header().Set("Set-Cookie", "a=b")
+				w.Header().Set("X-Other", "1")
+				w.Header().Set("Content-Type", "application/openmetrics-text; version=1.0.0; charset=utf-8")
+				w.Header().Set("Content-Encoding", "identity")
+				w.Header().Set("X-Cf-Routererror", "endpoint_failure")
 				w.WriteHeader(http.StatusTeapot)
+				_, _ = w.Write([]byte("# EOF\n"))
 			}
 			w := serve(httptest.NewRequest("GET", "http://my-app.example.com/metrics", nil))
 			Expect(w.Code).To(Equal(http.StatusTeapot))
-			Expect(w.Header()).NotTo(HaveKey("X-Hop"))
-			Expect(w.Header()).NotTo(HaveKey("Keep-Alive"))
-			Expect(w.Header()).NotTo(HaveKey("Connection"))
-			Expect(w.Header().Get("X-End")).To(Equal("1"))
+			Expect(w.Body.String()).To(Equal("# EOF\n"))
+			Expect(w.Header().Get("Content-Type")).To(Equal("application/openmetrics-text; version=1.0.0; charset=utf-8"))
+			Expect(w.Header().Get("Content-Encoding")).To(Equal("identity"))
+			Expect(w.Header().Get("X-Cf-Routererror")).To(Equal("endpoint_failure"))
+			for _, name := range []string{"X-Hop", "Keep-Alive", "Set-Cookie", "X-Other"} {
+				Expect(w.Header()).NotTo(HaveKey(name))
+			}
 		})
 	})
 
@@ -200,15 +223,15 @@ var _ = Describe("Proxy", func() {
 			Entry("an IP literal", "GET", "http://127.0.0.1/metrics", nil, 403, proxy.OutcomeRejectedHost, "not in ALLOWED_DOMAINS"),
 			Entry("an IPv6 literal", "GET", "http://[::1]:8080/metrics", nil, 403, proxy.OutcomeRejectedHost, "not in ALLOWED_DOMAINS"),
 			Entry("the cloud metadata address", "GET", "http://169.254.169.254/latest/meta-data/", nil, 403, proxy.OutcomeRejectedHost, "not in ALLOWED_DOMAINS"),
-			Entry("an empty host", "GET", "http:///metrics", nil, 403, proxy.OutcomeRejectedHost, "not in ALLOWED_DOMAINS"),
+			Entry("an empty host", "GET", "http:///metrics", nil, 400, proxy.OutcomeRejectedRequest, "malformed request"),
 			Entry("a name under localhost", "GET", "http://evil.localhost/metrics", nil, 403, proxy.OutcomeRejectedHost, "not in ALLOWED_DOMAINS"),
 			Entry("an https URL", "GET", "https://my-app.example.com/metrics", nil, 400, proxy.OutcomeRejectedRequest, "only http:// URLs"),
-			Entry("credentials in the URL", "GET", "http://user:pass@my-app.example.com/metrics", nil, 400, proxy.OutcomeRejectedRequest, "credentials"),
+			Entry("credentials in the URL", "GET", "http://user:pass@my-app.example.com/metrics", nil, 400, proxy.OutcomeRejectedRequest, "malformed request"),
 			Entry("a body", "GET", "http://my-app.example.com/metrics", func(r *http.Request) {
 				r.Body, r.ContentLength = io.NopCloser(strings.NewReader("x")), 1
 			}, 400, proxy.OutcomeRejectedRequest, "no request body"),
 			Entry("a chunked body", "GET", "http://my-app.example.com/metrics", func(r *http.Request) {
-				r.TransferEncoding = []string{"chunked"}
+				r.Body, r.TransferEncoding = io.NopCloser(strings.NewReader("x")), []string{"chunked"}
 			}, 400, proxy.OutcomeRejectedRequest, "no request body"),
 			Entry("a guid one character too long", "GET", "http://my-app.example.com/metrics?"+scrapeQuery(appGUID+"0", "0"), nil, 400, proxy.OutcomeRejectedParams, "not a valid GUID"),
 			Entry("a guid that is not a GUID", "GET", "http://my-app.example.com/metrics?"+scrapeQuery("not-a-guid", "0"), nil, 400, proxy.OutcomeRejectedParams, "not a valid GUID"),

@@ -1,7 +1,8 @@
 package proxy_test
 
 import (
-	"bufio"
+	"bytes"
+	"compress/gzip"
 	"crypto/tls"
 	"crypto/x509"
 	"io"
@@ -53,11 +54,11 @@ var _ = Describe("Upstream", func() {
 
 	trusted := func() *tls.Config { return &tls.Config{RootCAs: roots} }
 
-	httpsProxy := func(tlsConfig *tls.Config, timeouts proxy.Timeouts) (*proxy.Proxy, *prometheus.Registry) {
+	httpsProxy := func(tlsConfig *tls.Config, timeout time.Duration) (*proxy.Proxy, *prometheus.Registry) {
 		p, reg := newProxy(proxy.Options{
 			UpstreamAddr: router.Listener.Addr().String(),
 			TLSConfig:    tlsConfig,
-			Timeouts:     timeouts,
+			Timeout:      timeout,
 		}, log)
 		DeferCleanup(p.CloseIdleConnections)
 		return p, reg
@@ -68,7 +69,7 @@ var _ = Describe("Upstream", func() {
 	}
 
 	It("speaks verified https to the scrape URL's host name, dialled to UPSTREAM_ADDR", func() {
-		p, _ := httpsProxy(trusted(), proxy.Timeouts{})
+		p, _ := httpsProxy(trusted(), 0)
 		w := serve(p, httptest.NewRequest("GET", scrape, nil))
 		Expect(w.Code).To(Equal(http.StatusOK), w.Body.String())
 		seen := fake.requests()
@@ -79,7 +80,7 @@ var _ = Describe("Upstream", func() {
 	})
 
 	It("answers 502 with the reason when the upstream's certificate is not trusted", func() {
-		p, reg := httpsProxy(nil, proxy.Timeouts{}) // system roots only
+		p, reg := httpsProxy(nil, 0) // system roots only
 		w := serve(p, httptest.NewRequest("GET", scrape, nil))
 		Expect(w.Code).To(Equal(http.StatusBadGateway))
 		Expect(w.Body.String()).To(ContainSubstring("certificate"))
@@ -89,7 +90,7 @@ var _ = Describe("Upstream", func() {
 	})
 
 	It("answers 502 when the certificate does not name the host", func() {
-		p, _ := httpsProxy(trusted(), proxy.Timeouts{})
+		p, _ := httpsProxy(trusted(), 0)
 		w := serve(p, httptest.NewRequest("GET", "http://localhost/metrics", nil))
 		Expect(w.Code).To(Equal(http.StatusBadGateway))
 		Expect(w.Body.String()).To(ContainSubstring("not localhost"))
@@ -110,66 +111,65 @@ var _ = Describe("Upstream", func() {
 		Expect(logged(log)).NotTo(ContainSubstring(appGUID), "the bearer token is never logged")
 	})
 
-	It("answers 502 when the upstream sends no response header in time", func() {
-		release := make(chan struct{})
-		DeferCleanup(func() { close(release) })
-		fake.respond = func(http.ResponseWriter, *http.Request) { <-release }
-		p, _ := httpsProxy(trusted(), proxy.Timeouts{ResponseHeader: 50 * time.Millisecond})
-		w := serve(p, httptest.NewRequest("GET", scrape, nil))
-		Expect(w.Code).To(Equal(http.StatusBadGateway))
-		Expect(w.Body.String()).To(ContainSubstring("timeout awaiting response headers"))
-	})
-
-	DescribeTable("a client hang-up aborts the upstream exchange, counted as the client's, not the upstream's",
-		func(headerFirst bool) {
-			aborted := make(chan struct{})
-			fake.respond = func(w http.ResponseWriter, r *http.Request) {
-				if headerFirst {
-					w.Header().Set("Content-Length", "100")
-					w.WriteHeader(http.StatusOK)
-					w.(http.Flusher).Flush()
-				}
-				<-r.Context().Done() // the proxy closed the upstream connection
-				close(aborted)
+	DescribeTable("gives up on the upstream when the scrape's own timeout has passed, within the configured ceiling",
+		func(scrapeTimeout string, overall time.Duration, want string) {
+			release := make(chan struct{})
+			DeferCleanup(func() { close(release) })
+			fake.respond = func(http.ResponseWriter, *http.Request) { <-release }
+			p, reg := httpsProxy(trusted(), overall)
+			r := httptest.NewRequest("GET", scrape, nil)
+			if scrapeTimeout != "" {
+				r.Header.Set("X-Prometheus-Scrape-Timeout-Seconds", scrapeTimeout)
 			}
-			p, reg := httpsProxy(trusted(), proxy.Timeouts{})
-			conn, err := net.Dial("tcp", startProxy(p))
-			Expect(err).NotTo(HaveOccurred())
-			Expect(httptest.NewRequest("GET", scrape, nil).WriteProxy(conn)).To(Succeed())
-			Eventually(fake.requests).Should(HaveLen(1))
-			Expect(conn.Close()).To(Succeed()) // Prometheus' scrape_timeout
-
-			Eventually(aborted).Should(BeClosed())
-			Eventually(func() float64 { return requestsTotal(reg, proxy.OutcomeClientGone, "4xx") }).Should(Equal(1.0))
-			Expect(requestsTotal(reg, proxy.OutcomeUpstreamError, "5xx")).To(BeZero())
-			Expect(logged(log)).NotTo(ContainSubstring("upstream-failed"))
+			w := serve(p, r)
+			Expect(w.Code).To(Equal(http.StatusBadGateway))
+			Expect(w.Body.String()).To(ContainSubstring("no complete answer within " + want))
+			Expect(requestsTotal(reg, proxy.OutcomeUpstreamError, "5xx")).To(Equal(1.0))
+			Expect(upstreamObservations(reg)).To(Equal(uint64(1)))
 		},
-		Entry("before the response header", false),
-		Entry("while the body is awaited", true),
+		Entry("the scrape's timeout", "0.05", time.Minute, "50ms"),
+		Entry("the ceiling, shorter than the scrape's", "10", 50*time.Millisecond, "50ms"),
+		Entry("the ceiling, without a scrape timeout", "", 50*time.Millisecond, "50ms"),
+		Entry("the ceiling, for a malformed scrape timeout", "soon", 50*time.Millisecond, "50ms"),
 	)
 
-	It("keeps waiting for a slow upstream while the client is still there", func() {
-		fake.respond = func(w http.ResponseWriter, _ *http.Request) {
-			time.Sleep(300 * time.Millisecond) // past the proxy's client watch delay
-			_, _ = io.WriteString(w, "up 1\n")
-		}
-		p, reg := httpsProxy(trusted(), proxy.Timeouts{})
-		addr := startProxy(p)
-		conn, err := net.Dial("tcp", addr)
+	It("returns a gzip answer as it is: no decompression", func() {
+		var compressed bytes.Buffer
+		zw := gzip.NewWriter(&compressed)
+		_, err := io.WriteString(zw, strings.Repeat("http_requests_total{code=\"200\"} 1027\n", 100))
 		Expect(err).NotTo(HaveOccurred())
-		defer conn.Close()
-		br := bufio.NewReader(conn)
-		for range 2 { // the same client connection, watched twice
-			Expect(httptest.NewRequest("GET", scrape, nil).WriteProxy(conn)).To(Succeed())
-			resp, err := http.ReadResponse(br, nil)
-			Expect(err).NotTo(HaveOccurred())
-			body, err := io.ReadAll(resp.Body)
-			Expect(err).NotTo(HaveOccurred())
-			Expect(resp.StatusCode).To(Equal(http.StatusOK))
-			Expect(string(body)).To(Equal("up 1\n"))
+		Expect(zw.Close()).To(Succeed())
+		fake.respond = func(w http.ResponseWriter, r *http.Request) {
+			if r.Header.Get("Accept-Encoding") != "gzip" {
+				w.WriteHeader(http.StatusNotAcceptable)
+				return
+			}
+			w.Header().Set("Content-Encoding", "gzip")
+			w.Header().Set("Content-Type", "text/plain; version=0.0.4; charset=utf-8; escaping=underscores")
+			_, _ = w.Write(compressed.Bytes())
 		}
-		Expect(requestsTotal(reg, proxy.OutcomeForwarded, "2xx")).To(Equal(2.0))
-		Expect(newConns.Load()).To(Equal(int64(1)), "the upstream connection was reused")
+		p, _ := httpsProxy(trusted(), 0)
+		r := httptest.NewRequest("GET", scrape, nil)
+		r.Header.Set("Accept-Encoding", "gzip")
+		w := serve(p, r)
+		Expect(w.Code).To(Equal(http.StatusOK))
+		Expect(w.Header().Get("Content-Encoding")).To(Equal("gzip"))
+		Expect(w.Header().Get("Content-Type")).To(Equal("text/plain; version=0.0.4; charset=utf-8; escaping=underscores"))
+		Expect(w.Body.Bytes()).To(Equal(compressed.Bytes()))
+	})
+
+	It("answers 502 for a body over the limit", func() {
+		fake.respond = func(w http.ResponseWriter, _ *http.Request) {
+			_, _ = w.Write(bytes.Repeat([]byte("x"), 2<<20))
+		}
+		p, reg := newProxy(proxy.Options{
+			UpstreamAddr: router.Listener.Addr().String(), TLSConfig: trusted(), MaxBodyBytes: 1 << 20,
+		}, log)
+		DeferCleanup(p.CloseIdleConnections)
+		w := serve(p, httptest.NewRequest("GET", scrape, nil))
+		Expect(w.Code).To(Equal(http.StatusBadGateway))
+		Expect(w.Body.String()).To(ContainSubstring("response body larger than 1048576 bytes"))
+		Expect(requestsTotal(reg, proxy.OutcomeUpstreamError, "5xx")).To(Equal(1.0))
 	})
 
 	It("passes the router's answer back as it is, X-Cf-Routererror included", func() {
@@ -178,7 +178,7 @@ var _ = Describe("Upstream", func() {
 			w.WriteHeader(http.StatusNotFound)
 			_, _ = io.WriteString(w, "404 Not Found: Requested route ('my-app.example.com') does not exist.\n")
 		}
-		p, reg := httpsProxy(trusted(), proxy.Timeouts{})
+		p, reg := httpsProxy(trusted(), 0)
 		w := serve(p, httptest.NewRequest("GET", scrape, nil))
 		Expect(w.Code).To(Equal(http.StatusNotFound))
 		Expect(w.Header().Get("X-Cf-Routererror")).To(Equal("unknown_route"))
@@ -186,7 +186,7 @@ var _ = Describe("Upstream", func() {
 		Expect(requestsTotal(reg, proxy.OutcomeForwarded, "4xx")).To(Equal(1.0))
 	})
 
-	It("streams a large body unchanged, chunked or not, and adds no Content-Type", func() {
+	It("returns a large body unchanged, chunked or not, and adds no Content-Type", func() {
 		body := strings.Repeat("http_requests_total{code=\"200\"} 1027\n", 5000)
 		fake.respond = func(w http.ResponseWriter, r *http.Request) {
 			w.Header()["Content-Type"] = nil
@@ -198,7 +198,7 @@ var _ = Describe("Upstream", func() {
 				w.(http.Flusher).Flush()
 			}
 		}
-		p, _ := httpsProxy(trusted(), proxy.Timeouts{})
+		p, _ := httpsProxy(trusted(), 0)
 		client := proxyClient("http://" + startProxy(p))
 		for _, query := range []string{"", "&chunked=1"} {
 			resp, err := client.Get(scrape + query)
@@ -209,16 +209,12 @@ var _ = Describe("Upstream", func() {
 			Expect(resp.StatusCode).To(Equal(http.StatusOK))
 			Expect(string(got)).To(Equal(body))
 			Expect(resp.Header).NotTo(HaveKey("Content-Type"))
-			if query == "" {
-				Expect(resp.ContentLength).To(Equal(int64(len(body))))
-			} else {
-				Expect(resp.TransferEncoding).To(Equal([]string{"chunked"}))
-			}
+			Expect(resp.ContentLength).To(Equal(int64(len(body))))
 		}
 	})
 
 	It("reuses one upstream connection for sequential scrapes", func() {
-		p, _ := httpsProxy(trusted(), proxy.Timeouts{})
+		p, _ := httpsProxy(trusted(), 0)
 		client := proxyClient("http://" + startProxy(p))
 
 		for i := range 5 {
@@ -237,7 +233,7 @@ var _ = Describe("Upstream", func() {
 	})
 
 	It("opens a new connection when the upstream closed the pooled one", func() {
-		p, _ := httpsProxy(trusted(), proxy.Timeouts{})
+		p, _ := httpsProxy(trusted(), 0)
 		for i := range 3 {
 			w := serve(p, httptest.NewRequest("GET", scrape, nil))
 			Expect(w.Code).To(Equal(http.StatusOK), "request %d: %s", i, w.Body.String())

@@ -2,6 +2,7 @@ package reconcile_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sync"
 	"time"
@@ -14,6 +15,7 @@ import (
 	"github.com/alphagov/cf-app-discovery/cfapi"
 	"github.com/alphagov/cf-app-discovery/reconcile"
 	"github.com/alphagov/cf-app-discovery/store"
+	"github.com/alphagov/cf-app-discovery/store/storetest"
 	"github.com/alphagov/cf-app-discovery/targets"
 )
 
@@ -94,7 +96,7 @@ const paasDomain = "paas.example"
 
 var _ = Describe("Reconciler", func() {
 	var (
-		st  *memStore
+		st  *storetest.Mem
 		cf  *fakeCF
 		rec *reconcile.Reconciler
 		reg *prometheus.Registry
@@ -105,24 +107,24 @@ var _ = Describe("Reconciler", func() {
 		return targets.App{GUID: appGUIDn(n), Name: fmt.Sprintf("app-%d", n), State: "STARTED", Processes: []targets.Process{{GUID: "00000000-0000-4000-8000-000000000001", Instances: instances}},
 			Org: "org", Space: "space", Routes: []targets.Route{{Host: fmt.Sprintf("app-%d", n), Domain: "example.com", Protocol: "http1"}}}
 	}
-	// brokerBind does what the broker does on bind: record, then target.
+	// brokerBind does what the broker does on bind: record, then target,
+	// through a Bucket of its own.
 	brokerBind := func(b, app int) {
-		data, err := store.Binding{BindingGUID: bindingGUIDn(b), AppGUID: appGUIDn(app), PlanID: "plan", Source: store.SourceBroker}.Marshal()
+		broker := store.NewBucket(st)
+		_, err := broker.WriteBinding(ctx, store.Binding{BindingGUID: bindingGUIDn(b), AppGUID: appGUIDn(app), PlanID: "plan", Source: store.SourceBroker}, store.Condition{})
 		Expect(err).NotTo(HaveOccurred())
-		_, err = st.Put(ctx, recordKey(bindingGUIDn(b)), data, store.Condition{})
-		Expect(err).NotTo(HaveOccurred())
+		cf.mu.Lock()
 		a := cf.apps[appGUIDn(app)]
-		key, _ := store.TargetKey(a.GUID, a.Started())
-		_, err = st.Put(ctx, key, targets.Render(a, paasDomain), store.Condition{})
-		Expect(err).NotTo(HaveOccurred())
+		cf.mu.Unlock()
+		Expect(broker.PutTarget(ctx, store.Target{AppGUID: a.GUID, Started: a.Started(), Body: targets.Render(a, paasDomain)})).To(Succeed())
 		cf.bind(bindingGUIDn(b), appGUIDn(app))
 	}
 	// brokerUnbind does what Cloud Controller and the broker do on the last
 	// unbind of an app.
 	brokerUnbind := func(b, app int) {
-		Expect(st.Delete(ctx, activeKey(appGUIDn(app)))).To(Succeed())
-		Expect(st.Delete(ctx, inactiveKey(appGUIDn(app)))).To(Succeed())
-		Expect(st.Delete(ctx, recordKey(bindingGUIDn(b)))).To(Succeed())
+		broker := store.NewBucket(st)
+		Expect(broker.RemoveTargets(ctx, appGUIDn(app))).To(Succeed())
+		Expect(broker.DeleteBinding(ctx, bindingGUIDn(b))).To(Succeed())
 		cf.unbind(bindingGUIDn(b))
 	}
 	run := func() reconcile.Result {
@@ -133,18 +135,18 @@ var _ = Describe("Reconciler", func() {
 	expectTarget := func(app targets.App) {
 		key, _ := store.TargetKey(app.GUID, app.Started())
 		other, _ := store.TargetKey(app.GUID, !app.Started())
-		ExpectWithOffset(1, st.keys()).To(ContainElement(key))
-		ExpectWithOffset(1, st.keys()).NotTo(ContainElement(other))
-		ExpectWithOffset(1, st.body(key)).To(Equal(string(targets.Render(app, paasDomain))))
+		ExpectWithOffset(1, st.Keys()).To(ContainElement(key))
+		ExpectWithOffset(1, st.Keys()).NotTo(ContainElement(other))
+		ExpectWithOffset(1, st.Body(key)).To(Equal(string(targets.Render(app, paasDomain))))
 	}
 	expectNoTarget := func(app string) {
-		ExpectWithOffset(1, st.keys()).NotTo(ContainElement(activeKey(app)))
-		ExpectWithOffset(1, st.keys()).NotTo(ContainElement(inactiveKey(app)))
+		ExpectWithOffset(1, st.Keys()).NotTo(ContainElement(activeKey(app)))
+		ExpectWithOffset(1, st.Keys()).NotTo(ContainElement(inactiveKey(app)))
 	}
 
 	BeforeEach(func() {
 		ctx = context.Background()
-		st = newMemStore()
+		st = storetest.NewMem()
 		cf = newFakeCF()
 		reg = prometheus.NewRegistry()
 		rec = &reconcile.Reconciler{Store: st, CF: cf, PaaSDomain: paasDomain, PlanID: "plan",
@@ -153,25 +155,25 @@ var _ = Describe("Reconciler", func() {
 			cf.apps[appGUIDn(n)] = newApp(n, 2)
 			brokerBind(n, n)
 		}
-		st.resetOps()
+		st.ResetOps()
 	})
 
 	It("makes no GET, PUT or DELETE when nothing changed", func() {
 		res := run()
 		Expect(res.Passes).To(Equal(1))
 		Expect(res.Active).To(Equal(3))
-		Expect(st.opCounts()).To(Equal(map[string]int{"LIST": 3}))
+		Expect(st.Ops()).To(Equal(map[string]int{"LIST": 3}))
 		Expect(metricValue(reg, "cf_app_discovery_targets", "active")).To(Equal(3.0))
 		Expect(metricValue(reg, "cf_app_discovery_reconcile_runs_total", "success")).To(Equal(1.0))
 	})
 
 	Context("when the store's ETags are not the MD5 of the content (SSE-KMS)", func() {
 		BeforeEach(func() {
-			st.opaqueETags = true
+			st.SetOpaqueETags(true)
 			for n := 1; n <= 3; n++ {
 				brokerBind(n, n) // the broker's writes, with opaque ETags
 			}
-			st.resetOps()
+			st.ResetOps()
 		})
 
 		It("rewrites each target at most once, then makes no GET, PUT or DELETE while nothing changes", func() {
@@ -180,46 +182,11 @@ var _ = Describe("Reconciler", func() {
 			for n := 1; n <= 3; n++ {
 				expectTarget(cf.apps[appGUIDn(n)])
 			}
-			st.resetOps()
+			st.ResetOps()
 			second := run()
 			Expect(second.Passes).To(Equal(1))
 			Expect(second.TargetsWritten).To(BeZero())
-			Expect(st.opCounts()).To(Equal(map[string]int{"LIST": 3}))
-		})
-
-		It("forgets the targets that are gone, stopped apps' old files included", func() {
-			run()
-			Expect(rec.Remembered()).To(Equal(3))
-			brokerUnbind(1, 1)
-			cf.update(appGUIDn(2), func(a *targets.App) { a.State = "STOPPED" })
-			run()
-			Expect(rec.Remembered()).To(Equal(2)) // app 2's inactive file and app 3's active one
-			expectNoTarget(appGUIDn(1))
-			expectTarget(cf.apps[appGUIDn(2)])
-		})
-
-		It("remembers nothing on a store whose ETags are MD5s", func() {
-			st.opaqueETags = false
-			cf.update(appGUIDn(2), func(a *targets.App) { a.Processes[0].Instances = 4 })
-			run()
-			Expect(rec.Remembered()).To(BeZero())
-		})
-
-		It("still rewrites a target whose app changed", func() {
-			run()
-			cf.update(appGUIDn(2), func(a *targets.App) { a.Processes[0].Instances = 4 })
-			res := run()
-			Expect(res.TargetsWritten).To(Equal(1))
-			expectTarget(cf.apps[appGUIDn(2)])
-		})
-
-		It("rewrites a target that someone else changed since the updater wrote it", func() {
-			run()
-			_, err := st.Put(ctx, activeKey(appGUIDn(3)), []byte("[]\n"), store.Condition{})
-			Expect(err).NotTo(HaveOccurred())
-			res := run()
-			Expect(res.TargetsWritten).To(Equal(1))
-			expectTarget(cf.apps[appGUIDn(3)])
+			Expect(st.Ops()).To(Equal(map[string]int{"LIST": 3}))
 		})
 	})
 
@@ -229,20 +196,11 @@ var _ = Describe("Reconciler", func() {
 		Expect(res.TargetsWritten).To(Equal(1))
 		Expect(res.Passes).To(Equal(2))
 		expectTarget(cf.apps[appGUIDn(1)])
-		Expect(st.opCounts()).To(Equal(map[string]int{"LIST": 6, "PUT": 1}))
+		Expect(st.Ops()).To(Equal(map[string]int{"LIST": 6, "PUT": 1}))
 
 		cf.update(appGUIDn(1), func(a *targets.App) { a.Processes[0].Instances = 0 })
 		run()
-		Expect(st.body(activeKey(appGUIDn(1)))).To(Equal("[]\n"))
-	})
-
-	It("moves a stopped app to inactive/ and back when started", func() {
-		cf.update(appGUIDn(2), func(a *targets.App) { a.State = "STOPPED" })
-		run()
-		expectTarget(cf.apps[appGUIDn(2)])
-		cf.update(appGUIDn(2), func(a *targets.App) { a.State = "STARTED" })
-		run()
-		expectTarget(cf.apps[appGUIDn(2)])
+		Expect(st.Body(activeKey(appGUIDn(1)))).To(Equal("[]\n"))
 	})
 
 	It("rewrites renamed apps and route changes, keeping the job of a -venerable app", func() {
@@ -253,9 +211,9 @@ var _ = Describe("Reconciler", func() {
 		cf.update(appGUIDn(3), func(a *targets.App) { a.Routes[0].Internal = true })
 		res := run()
 		Expect(res.TargetsWritten).To(Equal(2), "the rename to -venerable keeps every byte")
-		Expect(st.body(activeKey(appGUIDn(1)))).To(ContainSubstring(`"job": "app-1"`))
-		Expect(st.body(activeKey(appGUIDn(2)))).To(ContainSubstring(`"new.example.org"`))
-		Expect(st.body(activeKey(appGUIDn(3)))).To(ContainSubstring(`"app-3.paas.example"`))
+		Expect(st.Body(activeKey(appGUIDn(1)))).To(ContainSubstring(`"job": "app-1"`))
+		Expect(st.Body(activeKey(appGUIDn(2)))).To(ContainSubstring(`"new.example.org"`))
+		Expect(st.Body(activeKey(appGUIDn(3)))).To(ContainSubstring(`"app-3.paas.example"`))
 	})
 
 	It("removes the target of an app CF no longer returns", func() {
@@ -263,33 +221,33 @@ var _ = Describe("Reconciler", func() {
 		res := run()
 		Expect(res.TargetsDeleted).To(Equal(1))
 		expectNoTarget(appGUIDn(3))
-		Expect(st.keys()).To(ContainElement(recordKey(bindingGUIDn(3))), "the binding still exists in CF")
+		Expect(st.Keys()).To(ContainElement(recordKey(bindingGUIDn(3))), "the binding still exists in CF")
 	})
 
 	It("removes a record whose binding CF no longer lists once it is older than the grace period", func() {
 		cf.unbind(bindingGUIDn(2))
 		run()
-		Expect(st.keys()).To(ContainElement(recordKey(bindingGUIDn(2))), "young: a bind may be in flight")
+		Expect(st.Keys()).To(ContainElement(recordKey(bindingGUIDn(2))), "young: a bind may be in flight")
 		expectTarget(cf.apps[appGUIDn(2)])
 
-		st.age(recordKey(bindingGUIDn(2)), time.Hour)
+		st.Age(recordKey(bindingGUIDn(2)), time.Hour)
 		run()
-		Expect(st.keys()).NotTo(ContainElement(recordKey(bindingGUIDn(2))))
+		Expect(st.Keys()).NotTo(ContainElement(recordKey(bindingGUIDn(2))))
 		expectNoTarget(appGUIDn(2))
 	})
 
 	It("skips a young record that an unbind removes while the run reads it", func() {
 		cf.unbind(bindingGUIDn(2))
-		st.fail = func(op, key string) error {
+		st.SetFail(func(op, key string) error {
 			if op == "GET" && key == recordKey(bindingGUIDn(2)) {
 				// The broker's unbind removed the record and the target between
-				// the listing and this read (the store's lock is held here).
-				delete(st.objects, activeKey(appGUIDn(2)))
-				delete(st.objects, recordKey(bindingGUIDn(2)))
+				// the listing and this read.
+				Expect(st.Delete(ctx, activeKey(appGUIDn(2)))).To(Succeed())
+				Expect(st.Delete(ctx, recordKey(bindingGUIDn(2)))).To(Succeed())
 				return store.ErrNotFound
 			}
 			return nil
-		}
+		})
 		run()
 		expectTarget(cf.apps[appGUIDn(1)])
 		expectNoTarget(appGUIDn(2))
@@ -302,17 +260,17 @@ var _ = Describe("Reconciler", func() {
 		cf.update(appGUIDn(1), func(a *targets.App) { a.Processes[0].Instances = 4 })
 		run()
 		expectTarget(cf.apps[appGUIDn(1)])
-		Expect(st.keys()).To(ContainElement(recordKey(bindingGUIDn(2))))
-		st.age(recordKey(bindingGUIDn(2)), time.Hour)
+		Expect(st.Keys()).To(ContainElement(recordKey(bindingGUIDn(2))))
+		st.Age(recordKey(bindingGUIDn(2)), time.Hour)
 		run()
-		Expect(st.keys()).NotTo(ContainElement(recordKey(bindingGUIDn(2))))
+		Expect(st.Keys()).NotTo(ContainElement(recordKey(bindingGUIDn(2))))
 	})
 
 	It("leaves the record of a binding Cloud Controller is deleting to the broker", func() {
 		cf.bindings[bindingGUIDn(1)] = cfapi.Binding{GUID: bindingGUIDn(1), AppGUID: appGUIDn(1), Deleting: true}
-		st.age(recordKey(bindingGUIDn(1)), time.Hour)
+		st.Age(recordKey(bindingGUIDn(1)), time.Hour)
 		run()
-		Expect(st.keys()).To(ContainElement(recordKey(bindingGUIDn(1))))
+		Expect(st.Keys()).To(ContainElement(recordKey(bindingGUIDn(1))))
 		expectNoTarget(appGUIDn(1))
 	})
 
@@ -347,7 +305,7 @@ var _ = Describe("Reconciler", func() {
 			res := run()
 			Expect(res.RecordsAdopted).To(Equal(3))
 			for n := 1; n <= 3; n++ {
-				Expect(st.keys()).To(ContainElement(recordKey(bindingGUIDn(n))))
+				Expect(st.Keys()).To(ContainElement(recordKey(bindingGUIDn(n))))
 				expectTarget(cf.apps[appGUIDn(n)])
 			}
 			data, _, err := st.Get(ctx, recordKey(bindingGUIDn(1)))
@@ -365,33 +323,33 @@ var _ = Describe("Reconciler", func() {
 				cf.update(appGUIDn(1), func(a *targets.App) { a.Processes[0].Instances = 7 })
 				delete(cf.apps, appGUIDn(2))
 				cf.unbind(bindingGUIDn(3))
-				st.age(recordKey(bindingGUIDn(3)), time.Hour)
+				st.Age(recordKey(bindingGUIDn(3)), time.Hour)
 				before := map[string]string{}
-				for _, k := range st.keys() {
-					before[k] = st.body(k)
+				for _, k := range st.Keys() {
+					before[k] = st.Body(k)
 				}
 				breakIt()
 				_, err := rec.Run(ctx)
 				Expect(err).To(MatchError(reconcile.ErrReconcile))
 				after := map[string]string{}
-				for _, k := range st.keys() {
-					after[k] = st.body(k)
+				for _, k := range st.Keys() {
+					after[k] = st.Body(k)
 				}
 				Expect(after).To(Equal(before))
-				Expect(st.opCounts()).NotTo(HaveKey("PUT"))
-				Expect(st.opCounts()).NotTo(HaveKey("DELETE"))
+				Expect(st.Ops()).NotTo(HaveKey("PUT"))
+				Expect(st.Ops()).NotTo(HaveKey("DELETE"))
 				Expect(metricValue(reg, "cf_app_discovery_reconcile_runs_total", "failure")).To(Equal(1.0))
 				Expect(metricValue(reg, "cf_app_discovery_reconcile_runs_total", "success")).To(Equal(0.0))
 			},
 			Entry("bindings from CF", func() { cf.bindingsErr = fmt.Errorf("%w: 502", cfapi.ErrUnavailable) }),
 			Entry("apps from CF", func() { cf.appsErr = fmt.Errorf("%w: truncated page", cfapi.ErrUnavailable) }),
 			Entry("the store listing", func() {
-				st.fail = func(op, key string) error {
+				st.SetFail(func(op, key string) error {
 					if op == "LIST" && key == store.InactivePrefix {
 						return errInjected
 					}
 					return nil
-				}
+				})
 			}),
 		)
 	})
@@ -401,19 +359,18 @@ var _ = Describe("Reconciler", func() {
 			for n := 1; n <= 3; n++ {
 				cf.update(appGUIDn(n), func(a *targets.App) { a.State = "STOPPED" })
 			}
-			st.fail = func(op, key string) error {
+			st.SetFail(func(op, key string) error {
 				if op == "PUT" && key == inactiveKey(appGUIDn(2)) {
 					return errInjected
 				}
 				return nil
-			}
+			})
 			_, err := rec.Run(ctx)
 			Expect(err).To(MatchError(errInjected))
 			expectTarget(cf.apps[appGUIDn(1)])
 			expectTarget(cf.apps[appGUIDn(3)])
-			Expect(st.keys()).To(ContainElement(activeKey(appGUIDn(2))), "the old file stays until the new one is written")
 
-			st.fail = nil
+			st.SetFail(nil)
 			run()
 			expectTarget(cf.apps[appGUIDn(2)])
 		})
@@ -436,14 +393,14 @@ var _ = Describe("Reconciler", func() {
 			hook = func() { brokerUnbind(1, 1) }
 			run()
 			expectNoTarget(appGUIDn(1))
-			Expect(st.keys()).NotTo(ContainElement(recordKey(bindingGUIDn(1))))
+			Expect(st.Keys()).NotTo(ContainElement(recordKey(bindingGUIDn(1))))
 		})
 
 		It("does not resurrect a record unbound while the run adopted it", func() {
 			Expect(st.Delete(ctx, recordKey(bindingGUIDn(2)))).To(Succeed())
 			hook = func() { brokerUnbind(2, 2) }
 			run()
-			Expect(st.keys()).NotTo(ContainElement(recordKey(bindingGUIDn(2))))
+			Expect(st.Keys()).NotTo(ContainElement(recordKey(bindingGUIDn(2))))
 			expectNoTarget(appGUIDn(2))
 		})
 
@@ -455,7 +412,7 @@ var _ = Describe("Reconciler", func() {
 			hook = func() { brokerBind(7, 7) }
 			run()
 			expectTarget(stray)
-			Expect(st.keys()).To(ContainElement(recordKey(bindingGUIDn(7))))
+			Expect(st.Keys()).To(ContainElement(recordKey(bindingGUIDn(7))))
 		})
 
 		It("keeps a target bound while the run was reading", func() {
@@ -477,6 +434,8 @@ var _ = Describe("Reconciler", func() {
 		})
 	})
 })
+
+var errInjected = errors.New("injected failure")
 
 // metricValue returns the value of the series of metric name whose only
 // label has value label.

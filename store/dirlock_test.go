@@ -9,6 +9,7 @@ import (
 	. "github.com/onsi/gomega"
 
 	"github.com/alphagov/cf-app-discovery/store"
+	"github.com/alphagov/cf-app-discovery/store/storetest"
 )
 
 var _ = Describe("DirStore shared by two processes", func() {
@@ -24,7 +25,7 @@ var _ = Describe("DirStore shared by two processes", func() {
 		}
 		ctx := context.Background()
 		for round := range 200 {
-			key := storeKey(store.BindingPrefix, round)
+			key := storetest.Key(store.BindingPrefix, round)
 			var wins sync.WaitGroup
 			var mu sync.Mutex
 			created := 0

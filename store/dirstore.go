@@ -122,11 +122,11 @@ func (s *DirStore) Delete(ctx context.Context, key string) error {
 	return nil
 }
 
-// List reads every object file under prefix, which must be ActivePrefix,
-// InactivePrefix or BindingPrefix, to compute its ETag. Files whose names
-// ParseKey refuses (temporary files, strays) are left out.
+// List reads every object file under prefix, which must be a ValidPrefix,
+// to compute its ETag. Files whose names ParseKey refuses (temporary files,
+// strays) are left out.
 func (s *DirStore) List(ctx context.Context, prefix string) ([]Object, error) {
-	if !knownPrefix(prefix) {
+	if !ValidPrefix(prefix) {
 		return nil, fmt.Errorf("dir list: prefix %.80q: %w", prefix, ErrInvalidKey)
 	}
 	entries, err := os.ReadDir(s.path(prefix))

@@ -13,26 +13,28 @@ import (
 	"sync"
 
 	"github.com/alphagov/cf-app-discovery/store"
+	"github.com/alphagov/cf-app-discovery/store/storetest"
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
 )
 
-// storeFixture is a Store under test with direct access to what backs it.
-type storeFixture struct {
-	st store.Store
-	// putRaw writes an object under any name, bypassing the store.
-	putRaw func(key string, body []byte)
-	// rawKeys names everything that backs the store, whatever its shape.
-	rawKeys func() []string
-}
-
-// storeGUID is a valid GUID numbered n.
-func storeGUID(n int) string {
-	return fmt.Sprintf("5703e0a1-7c2b-4d1e-9f0a-%012d", n)
-}
-
-func storeKey(prefix string, n int) string {
-	return prefix + storeGUID(n) + ".json"
+// newDirFixture is a DirStore in a fresh temporary directory, as a
+// contract fixture, and the directory above its root.
+func newDirFixture() (fx storetest.Fixture, parent string) {
+	parent = GinkgoT().TempDir()
+	root := filepath.Join(parent, "store")
+	st, err := store.NewDir(root)
+	ExpectWithOffset(1, err).NotTo(HaveOccurred())
+	return storetest.Fixture{
+		Store: st,
+		PutRaw: func(key string, body []byte) {
+			path := filepath.Join(root, filepath.FromSlash(key))
+			Expect(os.MkdirAll(filepath.Dir(path), 0o755)).To(Succeed())
+			Expect(os.WriteFile(path, body, 0o644)).To(Succeed())
+		},
+		// Everything under parent, so that a write outside root shows.
+		RawKeys: func() []string { return filesUnder(parent) },
+	}, parent
 }
 
 func md5Hex(body []byte) string {
@@ -48,279 +50,6 @@ func objectKeys(objects []store.Object) []string {
 	return keys
 }
 
-// describeStoreContract is the behaviour every Store implementation shares.
-// newFixture runs before each spec.
-func describeStoreContract(newFixture func() storeFixture) {
-	var (
-		fx  storeFixture
-		st  store.Store
-		ctx context.Context
-		key string
-	)
-
-	BeforeEach(func() {
-		fx = newFixture()
-		st = fx.st
-		ctx = context.Background()
-		key = storeKey(store.ActivePrefix, 1)
-	})
-
-	Describe("Put and Get", func() {
-		It("round-trips the bytes, with the hex MD5 of the content as ETag", func() {
-			body := []byte(`[{"targets":["a.example.com"],"labels":{}}]` + "\n")
-			etag, err := st.Put(ctx, key, body, store.Condition{})
-			Expect(err).NotTo(HaveOccurred())
-			Expect(etag).To(Equal(md5Hex(body)))
-
-			got, getETag, err := st.Get(ctx, key)
-			Expect(err).NotTo(HaveOccurred())
-			Expect(got).To(Equal(body))
-			Expect(getETag).To(Equal(etag))
-		})
-
-		It("round-trips an empty body", func() {
-			etag, err := st.Put(ctx, key, []byte{}, store.Condition{})
-			Expect(err).NotTo(HaveOccurred())
-			Expect(etag).To(Equal(md5Hex(nil)))
-			got, _, err := st.Get(ctx, key)
-			Expect(err).NotTo(HaveOccurred())
-			Expect(got).To(BeEmpty())
-		})
-
-		It("replaces an object on an unconditional Put", func() {
-			_, err := st.Put(ctx, key, []byte("[1]"), store.Condition{})
-			Expect(err).NotTo(HaveOccurred())
-			etag, err := st.Put(ctx, key, []byte("[2]"), store.Condition{})
-			Expect(err).NotTo(HaveOccurred())
-			Expect(etag).To(Equal(md5Hex([]byte("[2]"))))
-			got, _, err := st.Get(ctx, key)
-			Expect(err).NotTo(HaveOccurred())
-			Expect(string(got)).To(Equal("[2]"))
-		})
-
-		It("keeps the three prefixes apart", func() {
-			for i, p := range []string{store.ActivePrefix, store.InactivePrefix, store.BindingPrefix} {
-				_, err := st.Put(ctx, p+storeGUID(7)+".json", []byte{byte('a' + i)}, store.Condition{})
-				Expect(err).NotTo(HaveOccurred())
-			}
-			got, _, err := st.Get(ctx, storeKey(store.InactivePrefix, 7))
-			Expect(err).NotTo(HaveOccurred())
-			Expect(string(got)).To(Equal("b"))
-		})
-
-		Context("when the object does not exist", func() {
-			It("Get returns an error wrapping ErrNotFound", func() {
-				_, _, err := st.Get(ctx, key)
-				Expect(err).To(MatchError(store.ErrNotFound))
-			})
-		})
-	})
-
-	Describe("List", func() {
-		BeforeEach(func() {
-			for _, n := range []int{3, 1, 2} {
-				_, err := st.Put(ctx, storeKey(store.ActivePrefix, n), []byte(fmt.Sprint(n)), store.Condition{})
-				Expect(err).NotTo(HaveOccurred())
-			}
-			_, err := st.Put(ctx, storeKey(store.InactivePrefix, 4), []byte("4"), store.Condition{})
-			Expect(err).NotTo(HaveOccurred())
-			_, err = st.Put(ctx, storeKey(store.BindingPrefix, 5), []byte("5"), store.Condition{})
-			Expect(err).NotTo(HaveOccurred())
-		})
-
-		It("returns the objects under the prefix, sorted by key, with ETags and times", func() {
-			objects, err := st.List(ctx, store.ActivePrefix)
-			Expect(err).NotTo(HaveOccurred())
-			Expect(objectKeys(objects)).To(Equal([]string{
-				storeKey(store.ActivePrefix, 1), storeKey(store.ActivePrefix, 2), storeKey(store.ActivePrefix, 3),
-			}))
-			for i, o := range objects {
-				Expect(o.ETag).To(Equal(md5Hex([]byte(fmt.Sprint(i + 1)))))
-				Expect(o.LastModified).NotTo(BeZero())
-			}
-		})
-
-		It("filters by prefix", func() {
-			objects, err := st.List(ctx, store.InactivePrefix)
-			Expect(err).NotTo(HaveOccurred())
-			Expect(objectKeys(objects)).To(Equal([]string{storeKey(store.InactivePrefix, 4)}))
-			objects, err = st.List(ctx, store.BindingPrefix)
-			Expect(err).NotTo(HaveOccurred())
-			Expect(objectKeys(objects)).To(Equal([]string{storeKey(store.BindingPrefix, 5)}))
-		})
-
-		It("leaves out objects whose keys are not store keys", func() {
-			for _, stray := range []string{
-				"active/notes.txt",
-				"active/not-a-guid.json",
-				"active/" + storeGUID(9) + ".json.bak",
-				"active/sub/" + storeGUID(8) + ".json",
-				"active/.tmp-123456",
-			} {
-				fx.putRaw(stray, []byte("stray"))
-			}
-			objects, err := st.List(ctx, store.ActivePrefix)
-			Expect(err).NotTo(HaveOccurred())
-			Expect(objectKeys(objects)).To(Equal([]string{
-				storeKey(store.ActivePrefix, 1), storeKey(store.ActivePrefix, 2), storeKey(store.ActivePrefix, 3),
-			}))
-		})
-
-		It("returns nothing for a prefix with no objects", func() {
-			Expect(st.Delete(ctx, storeKey(store.BindingPrefix, 5))).To(Succeed())
-			Expect(st.List(ctx, store.BindingPrefix)).To(BeEmpty())
-		})
-
-		DescribeTable("refuses a prefix other than the three store prefixes",
-			func(prefix string) {
-				_, err := st.List(ctx, prefix)
-				Expect(err).To(MatchError(store.ErrInvalidKey))
-			},
-			Entry("empty", ""),
-			Entry("another prefix", "other/"),
-			Entry("without its slash", "active"),
-			Entry("a traversal", "active/../"),
-			Entry("a parent", "../"),
-			Entry("a key", storeKey(store.ActivePrefix, 1)),
-		)
-	})
-
-	Describe("Delete", func() {
-		It("removes the object", func() {
-			_, err := st.Put(ctx, key, []byte("[]"), store.Condition{})
-			Expect(err).NotTo(HaveOccurred())
-			Expect(st.Delete(ctx, key)).To(Succeed())
-			_, _, err = st.Get(ctx, key)
-			Expect(err).To(MatchError(store.ErrNotFound))
-			Expect(st.List(ctx, store.ActivePrefix)).To(BeEmpty())
-		})
-
-		It("is idempotent: a missing object is not an error", func() {
-			_, err := st.Put(ctx, key, []byte("[]"), store.Condition{})
-			Expect(err).NotTo(HaveOccurred())
-			Expect(st.Delete(ctx, key)).To(Succeed())
-			Expect(st.Delete(ctx, key)).To(Succeed())
-			Expect(st.Delete(ctx, storeKey(store.BindingPrefix, 42))).To(Succeed())
-		})
-	})
-
-	Describe("conditional Put", func() {
-		var etag string
-
-		BeforeEach(func() {
-			var err error
-			etag, err = st.Put(ctx, key, []byte("old"), store.Condition{})
-			Expect(err).NotTo(HaveOccurred())
-		})
-
-		expectBody := func(k, want string) {
-			got, _, err := st.Get(ctx, k)
-			ExpectWithOffset(1, err).NotTo(HaveOccurred())
-			ExpectWithOffset(1, string(got)).To(Equal(want))
-		}
-
-		It("IfNoneMatch creates a missing object", func() {
-			other := storeKey(store.BindingPrefix, 2)
-			created, err := st.Put(ctx, other, []byte("new"), store.Condition{IfNoneMatch: true})
-			Expect(err).NotTo(HaveOccurred())
-			Expect(created).To(Equal(md5Hex([]byte("new"))))
-			expectBody(other, "new")
-		})
-
-		It("IfNoneMatch on an existing object fails with ErrPreconditionFailed and writes nothing", func() {
-			_, err := st.Put(ctx, key, []byte("new"), store.Condition{IfNoneMatch: true})
-			Expect(err).To(MatchError(store.ErrPreconditionFailed))
-			expectBody(key, "old")
-		})
-
-		It("IfMatch with a stale ETag fails with ErrPreconditionFailed and writes nothing", func() {
-			_, err := st.Put(ctx, key, []byte("newer"), store.Condition{})
-			Expect(err).NotTo(HaveOccurred())
-			_, err = st.Put(ctx, key, []byte("new"), store.Condition{IfMatch: etag})
-			Expect(err).To(MatchError(store.ErrPreconditionFailed))
-			expectBody(key, "newer")
-		})
-
-		It("IfMatch with the current ETag writes", func() {
-			updated, err := st.Put(ctx, key, []byte("new"), store.Condition{IfMatch: etag})
-			Expect(err).NotTo(HaveOccurred())
-			Expect(updated).To(Equal(md5Hex([]byte("new"))))
-			expectBody(key, "new")
-		})
-
-		It("IfMatch on a missing object fails with ErrPreconditionFailed and creates nothing", func() {
-			other := storeKey(store.ActivePrefix, 2)
-			_, err := st.Put(ctx, other, []byte("new"), store.Condition{IfMatch: etag})
-			Expect(err).To(MatchError(store.ErrPreconditionFailed))
-			_, _, err = st.Get(ctx, other)
-			Expect(err).To(MatchError(store.ErrNotFound))
-		})
-
-		It("lets exactly one of concurrent IfNoneMatch writers win", func() {
-			const (
-				rounds  = 40
-				writers = 6
-			)
-			for round := range rounds {
-				other := storeKey(store.BindingPrefix, 100+round)
-				var (
-					wg      sync.WaitGroup
-					mu      sync.Mutex
-					won     []string
-					refused int
-				)
-				start := make(chan struct{})
-				for i := range writers {
-					wg.Add(1)
-					go func() {
-						defer GinkgoRecover()
-						defer wg.Done()
-						body := fmt.Sprint("writer-", i)
-						<-start
-						_, err := st.Put(ctx, other, []byte(body), store.Condition{IfNoneMatch: true})
-						mu.Lock()
-						defer mu.Unlock()
-						if err == nil {
-							won = append(won, body)
-							return
-						}
-						Expect(err).To(MatchError(store.ErrPreconditionFailed))
-						refused++
-					}()
-				}
-				close(start)
-				wg.Wait()
-				Expect(won).To(HaveLen(1), "round %d", round)
-				Expect(refused).To(Equal(writers-1), "round %d", round)
-				expectBody(other, won[0])
-			}
-		})
-	})
-
-	DescribeTable("refuses keys that are not store keys, writing nothing",
-		func(bad string) {
-			_, _, err := st.Get(ctx, bad)
-			Expect(err).To(MatchError(store.ErrInvalidKey))
-			_, err = st.Put(ctx, bad, []byte("x"), store.Condition{})
-			Expect(err).To(MatchError(store.ErrInvalidKey))
-			_, err = st.Put(ctx, bad, []byte("x"), store.Condition{IfNoneMatch: true})
-			Expect(err).To(MatchError(store.ErrInvalidKey))
-			Expect(st.Delete(ctx, bad)).To(MatchError(store.ErrInvalidKey))
-			Expect(fx.rawKeys()).To(BeEmpty())
-		},
-		Entry("a traversal", "active/../x.json"),
-		Entry("a binding key that is not a GUID", "bindings/not-a-guid.json"),
-		Entry("an encoded traversal", "active/%2e%2e.json"),
-		Entry("the empty key", ""),
-		Entry("another prefix", "other/"+storeGUID(1)+".json"),
-		Entry("a traversal after a valid key", "active/"+storeGUID(1)+".json/../../x.json"),
-		Entry("a leading slash", "/active/"+storeGUID(1)+".json"),
-		Entry("a parent directory", "../active/"+storeGUID(1)+".json"),
-		Entry("a missing suffix", "active/"+storeGUID(1)),
-		Entry("a NUL byte", "active/"+storeGUID(1)+".json\x00"),
-	)
-}
-
 var _ = Describe("DirStore", func() {
 	var (
 		parent string
@@ -329,41 +58,22 @@ var _ = Describe("DirStore", func() {
 		ctx    context.Context
 	)
 
-	newDirFixture := func() storeFixture {
-		parent = GinkgoT().TempDir()
-		root = filepath.Join(parent, "store")
-		var err error
-		st, err = store.NewDir(root)
-		Expect(err).NotTo(HaveOccurred())
-		ctx = context.Background()
-		return storeFixture{
-			st: st,
-			putRaw: func(key string, body []byte) {
-				path := filepath.Join(root, filepath.FromSlash(key))
-				Expect(os.MkdirAll(filepath.Dir(path), 0o755)).To(Succeed())
-				Expect(os.WriteFile(path, body, 0o644)).To(Succeed())
-			},
-			// Everything under parent, so that a write outside root shows.
-			rawKeys: func() []string { return filesUnder(parent) },
-		}
-	}
-
-	Describe("the Store contract", func() {
-		describeStoreContract(newDirFixture)
-	})
-
 	Context("with a fresh directory", func() {
 		var key string
 
 		BeforeEach(func() {
-			newDirFixture()
-			key = storeKey(store.BindingPrefix, 1)
+			var fx storetest.Fixture
+			fx, parent = newDirFixture()
+			st = fx.Store.(*store.DirStore)
+			root = filepath.Join(parent, "store")
+			ctx = context.Background()
+			key = storetest.Key(store.BindingPrefix, 1)
 		})
 
 		It("writes the bucket layout: <root>/<prefix><guid>.json, readable by others", func() {
 			_, err := st.Put(ctx, key, []byte(`{"a":1}`), store.Condition{})
 			Expect(err).NotTo(HaveOccurred())
-			path := filepath.Join(root, "bindings", storeGUID(1)+".json")
+			path := filepath.Join(root, "bindings", storetest.GUID(1)+".json")
 			Expect(os.ReadFile(path)).To(Equal([]byte(`{"a":1}`)))
 			info, err := os.Stat(path)
 			Expect(err).NotTo(HaveOccurred())
@@ -397,7 +107,7 @@ var _ = Describe("DirStore", func() {
 			_, err := st.Put(ctx, key, []byte("x"), store.Condition{})
 			Expect(err).NotTo(HaveOccurred())
 			Expect(os.WriteFile(filepath.Join(root, "bindings", ".tmp-4242"), []byte(`{"partial`), 0o600)).To(Succeed())
-			Expect(os.Mkdir(filepath.Join(root, "bindings", storeGUID(2)+".json"), 0o755)).To(Succeed())
+			Expect(os.Mkdir(filepath.Join(root, "bindings", storetest.GUID(2)+".json"), 0o755)).To(Succeed())
 			objects, err := st.List(ctx, store.BindingPrefix)
 			Expect(err).NotTo(HaveOccurred())
 			Expect(objectKeys(objects)).To(Equal([]string{key}))

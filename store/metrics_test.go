@@ -5,6 +5,7 @@ import (
 	"errors"
 
 	"github.com/alphagov/cf-app-discovery/store"
+	"github.com/alphagov/cf-app-discovery/store/storetest"
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
 	"github.com/prometheus/client_golang/prometheus"
@@ -83,7 +84,7 @@ var _ = Describe("NewInstrumentedStore", func() {
 		Expect(err).NotTo(HaveOccurred())
 		st = store.Instrument(dir, reg)
 		ctx = context.Background()
-		key = storeKey(store.ActivePrefix, 1)
+		key = storetest.Key(store.ActivePrefix, 1)
 	})
 
 	It("starts every operation and outcome at zero", func() {

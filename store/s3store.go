@@ -61,7 +61,7 @@ const (
 	signingRegion = "us-east-1"
 )
 
-// S3Store is the Store kept in an S3 bucket (SPEC §3). Its methods are safe
+// S3Store is the Store kept in an S3 bucket (docs/design.md, "The bucket"). Its methods are safe
 // for concurrent use.
 type S3Store struct {
 	client   *s3.Client
@@ -153,7 +153,8 @@ func (s *S3Store) Get(ctx context.Context, key string) ([]byte, string, error) {
 
 // Put writes an object with PutObject, sending If-Match or
 // If-None-Match: * for its Condition and Content-MD5 so that S3 refuses a
-// corrupted body.
+// corrupted body. Every answer that says the condition failed (412, 409,
+// or 404 to If-Match) gives ErrPreconditionFailed.
 func (s *S3Store) Put(ctx context.Context, key string, body []byte, cond Condition) (string, error) {
 	if err := CheckKey(key); err != nil {
 		return "", fmt.Errorf("s3 put: %w", err)
@@ -177,7 +178,9 @@ func (s *S3Store) Put(ctx context.Context, key string, body []byte, cond Conditi
 	}
 	out, err := s.client.PutObject(ctx, in)
 	if err != nil {
-		if isPreconditionFailed(err) {
+		// AWS and SeaweedFS answer If-Match on a missing key with 404
+		// NoSuchKey, not 412: the condition failed all the same.
+		if isPreconditionFailed(err) || cond.IfMatch != "" && isNotFound(err) {
 			return "", fmt.Errorf("s3 put %s: %w: %w", key, ErrPreconditionFailed, err)
 		}
 		return "", fmt.Errorf("s3 put %s: %w", key, err)
@@ -203,11 +206,11 @@ func (s *S3Store) Delete(ctx context.Context, key string) error {
 	return nil
 }
 
-// List reads every page of ListObjectsV2 under prefix, which must be
-// ActivePrefix, InactivePrefix or BindingPrefix. Objects whose keys
-// ParseKey refuses (stray uploads) are left out.
+// List reads every page of ListObjectsV2 under prefix, which must be a
+// ValidPrefix. Objects whose keys ParseKey refuses (stray uploads) are left
+// out.
 func (s *S3Store) List(ctx context.Context, prefix string) ([]Object, error) {
-	if !knownPrefix(prefix) {
+	if !ValidPrefix(prefix) {
 		return nil, fmt.Errorf("s3 list: prefix %.80q: %w", prefix, ErrInvalidKey)
 	}
 	pages := s3.NewListObjectsV2Paginator(s.client, &s3.ListObjectsV2Input{
@@ -243,10 +246,6 @@ func (s *S3Store) listPage(ctx context.Context, pages *s3.ListObjectsV2Paginator
 	ctx, cancel := context.WithTimeout(ctx, s.timeout)
 	defer cancel()
 	return pages.NextPage(ctx)
-}
-
-func knownPrefix(prefix string) bool {
-	return prefix == ActivePrefix || prefix == InactivePrefix || prefix == BindingPrefix
 }
 
 func isNotFound(err error) bool {

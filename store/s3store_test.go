@@ -14,6 +14,7 @@ import (
 
 	"github.com/alphagov/cf-app-discovery/config"
 	"github.com/alphagov/cf-app-discovery/store"
+	"github.com/alphagov/cf-app-discovery/store/storetest"
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/johannesboyne/gofakes3"
@@ -47,6 +48,9 @@ type fakeS3 struct {
 	requests []s3Request
 	// unavailable is how many of the next requests get 503.
 	unavailable int
+	// asAWS answers a PUT with If-Match on a missing key 404 NoSuchKey,
+	// as AWS and SeaweedFS do, where gofakes3 answers 412.
+	asAWS bool
 }
 
 func newFakeS3() *fakeS3 {
@@ -61,15 +65,39 @@ func newFakeS3() *fakeS3 {
 		if fail {
 			f.unavailable--
 		}
+		asAWS := f.asAWS
 		f.mu.Unlock()
 		if fail {
 			w.WriteHeader(http.StatusServiceUnavailable)
+			return
+		}
+		if asAWS && r.Method == http.MethodPut && r.Header.Get("If-Match") != "" && !f.exists(r) {
+			w.Header().Set("Content-Type", "application/xml")
+			w.WriteHeader(http.StatusNotFound)
+			fmt.Fprint(w, `<?xml version="1.0" encoding="UTF-8"?><Error><Code>NoSuchKey</Code><Message>The specified key does not exist.</Message></Error>`)
 			return
 		}
 		handler.ServeHTTP(w, r)
 	}))
 	DeferCleanup(f.server.Close)
 	return f
+}
+
+// exists reports whether the object a request names is in the bucket.
+func (f *fakeS3) exists(r *http.Request) bool {
+	key := strings.TrimPrefix(r.URL.Path, "/"+s3Bucket+"/")
+	_, err := f.backend.HeadObject(s3Bucket, key)
+	return err == nil
+}
+
+// newS3Fixture is an S3Store over a fresh fakeS3, as a contract fixture.
+func newS3Fixture(asAWS bool) (storetest.Fixture, *fakeS3) {
+	fake := newFakeS3()
+	fake.mu.Lock()
+	fake.asAWS = asAWS
+	fake.mu.Unlock()
+	st := newS3Store(s3Options(fake.server.URL))
+	return storetest.Fixture{Store: st, PutRaw: fake.putRaw, RawKeys: fake.rawKeys}, fake
 }
 
 func (f *fakeS3) seen() []s3Request {
@@ -129,22 +157,16 @@ var _ = Describe("S3Store", func() {
 		key  string
 	)
 
-	newS3Fixture := func() storeFixture {
-		fake = newFakeS3()
-		st = newS3Store(s3Options(fake.server.URL))
+	useFakeS3 := func() {
+		var fx storetest.Fixture
+		fx, fake = newS3Fixture(false)
+		st = fx.Store.(*store.S3Store)
 		ctx = context.Background()
-		key = storeKey(store.ActivePrefix, 1)
-		return storeFixture{st: st, putRaw: fake.putRaw, rawKeys: fake.rawKeys}
+		key = storetest.Key(store.ActivePrefix, 1)
 	}
 
-	Describe("the Store contract, against gofakes3", func() {
-		describeStoreContract(newS3Fixture)
-	})
-
 	Context("against gofakes3", func() {
-		BeforeEach(func() {
-			newS3Fixture()
-		})
+		BeforeEach(useFakeS3)
 
 		lastPut := func() s3Request {
 			var put s3Request
@@ -208,14 +230,14 @@ var _ = Describe("S3Store", func() {
 			}())
 			var want []string
 			for n := range 10 {
-				k := storeKey(store.ActivePrefix, n)
+				k := storetest.Key(store.ActivePrefix, n)
 				want = append(want, k)
 				_, err := st.Put(ctx, k, []byte(fmt.Sprint(n)), store.Condition{})
 				Expect(err).NotTo(HaveOccurred())
 			}
 			fake.putRaw("active/stray.txt", []byte("x"))
-			fake.putRaw("active/"+storeGUID(4)+".json.old", []byte("x"))
-			fake.putRaw("inactive/"+storeGUID(99)+".json", []byte("x"))
+			fake.putRaw("active/"+storetest.GUID(4)+".json.old", []byte("x"))
+			fake.putRaw("inactive/"+storetest.GUID(99)+".json", []byte("x"))
 
 			objects, err := st.List(ctx, store.ActivePrefix)
 			Expect(err).NotTo(HaveOccurred())
@@ -225,13 +247,13 @@ var _ = Describe("S3Store", func() {
 
 		It("pages through more than 1000 objects at the default page size", func() {
 			for n := range 1001 {
-				fake.putRaw(storeKey(store.InactivePrefix, n), []byte("[]"))
+				fake.putRaw(storetest.Key(store.InactivePrefix, n), []byte("[]"))
 			}
 			objects, err := st.List(ctx, store.InactivePrefix)
 			Expect(err).NotTo(HaveOccurred())
 			Expect(objects).To(HaveLen(1001))
-			Expect(objects[0].Key).To(Equal(storeKey(store.InactivePrefix, 0)))
-			Expect(objects[1000].Key).To(Equal(storeKey(store.InactivePrefix, 1000)))
+			Expect(objects[0].Key).To(Equal(storetest.Key(store.InactivePrefix, 0)))
+			Expect(objects[1000].Key).To(Equal(storetest.Key(store.InactivePrefix, 1000)))
 			Expect(objects[1000].ETag).To(Equal(md5Hex([]byte("[]"))))
 			Expect(fake.listRequests()).To(Equal(2))
 		})
@@ -253,12 +275,15 @@ var _ = Describe("S3Store", func() {
 			Expect(got).To(Equal(body))
 		})
 
-		It("does not mistake a missing bucket for a missing object", func() {
+		It("does not mistake a missing bucket for a missing object, or for a failed condition", func() {
 			o := s3Options(fake.server.URL)
 			o.Bucket = "no-such-bucket"
 			_, _, err := newS3Store(o).Get(ctx, key)
 			Expect(err).To(HaveOccurred())
 			Expect(err).NotTo(MatchError(store.ErrNotFound))
+			_, err = newS3Store(o).Put(ctx, key, []byte("[]"), store.Condition{IfMatch: md5Hex([]byte("x"))})
+			Expect(err).To(MatchError(ContainSubstring("NoSuchBucket")))
+			Expect(err).NotTo(MatchError(store.ErrPreconditionFailed))
 		})
 	})
 
@@ -271,7 +296,7 @@ var _ = Describe("S3Store", func() {
 
 		BeforeEach(func() {
 			ctx = context.Background()
-			key = storeKey(store.BindingPrefix, 1)
+			key = storetest.Key(store.BindingPrefix, 1)
 			calls = 0
 		})
 
@@ -396,7 +421,7 @@ var _ = Describe("S3Store", func() {
 	})
 
 	Describe("OpenStore", func() {
-		BeforeEach(func() { newS3Fixture() })
+		BeforeEach(useFakeS3)
 
 		// signedWith lists the bucket through OpenStore and returns the
 		// access key id and session token the request was signed with.

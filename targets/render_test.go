@@ -32,7 +32,7 @@ var _ = Describe("Render", func() {
 		app = sampleApp()
 	})
 
-	It("writes one group per instance index with the SPEC labels", func() {
+	It("writes one group per instance index with the labels of the target format", func() {
 		Expect(targets.Groups(app, "paas.example")).To(Equal([]targets.TargetGroup{
 			{Targets: []string{"my-app.example.com"}, Labels: map[string]string{
 				"__param_cf_app_guid": appGUID, "__param_cf_app_instance_index": "0",

@@ -209,6 +209,28 @@ func (s *Server) CreateBucket(ctx context.Context, name string) error {
 	return nil
 }
 
+// PutObject writes an object under any key, bypassing the project's store.
+func (s *Server) PutObject(ctx context.Context, bucket, key string, body []byte) error {
+	_, err := s.client().PutObject(ctx, &s3.PutObjectInput{Bucket: aws.String(bucket), Key: aws.String(key), Body: bytes.NewReader(body)})
+	return err
+}
+
+// Keys lists every key of bucket, whatever its shape.
+func (s *Server) Keys(ctx context.Context, bucket string) ([]string, error) {
+	var keys []string
+	pages := s3.NewListObjectsV2Paginator(s.client(), &s3.ListObjectsV2Input{Bucket: aws.String(bucket)})
+	for pages.HasMorePages() {
+		page, err := pages.NextPage(ctx)
+		if err != nil {
+			return nil, err
+		}
+		for _, o := range page.Contents {
+			keys = append(keys, aws.ToString(o.Key))
+		}
+	}
+	return keys, nil
+}
+
 // Store returns the project's S3 store on bucket.
 func (s *Server) Store(ctx context.Context, bucket string) (*store.S3Store, error) {
 	cfg := aws.Config{Region: "us-east-1", Credentials: credentials.NewStaticCredentialsProvider(s.AccessKey, s.SecretKey, "")}

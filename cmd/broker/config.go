@@ -1,8 +1,11 @@
 package main
 
 import (
+	"time"
+
 	"github.com/alphagov/cf-app-discovery/broker"
 	"github.com/alphagov/cf-app-discovery/config"
+	"github.com/alphagov/cf-app-discovery/httpsd"
 )
 
 // settings is the broker's configuration (README, "Configuration").
@@ -14,6 +17,14 @@ type settings struct {
 	CF          config.CF
 	Store       config.Store
 	PaaSDomain  string
+	SD          sdSettings
+}
+
+// sdSettings configure the http_sd endpoint, which is off unless both
+// credentials are set.
+type sdSettings struct {
+	Credentials     httpsd.Credentials
+	RefreshInterval time.Duration
 }
 
 // loadSettings reads the configuration and returns one error naming every
@@ -31,5 +42,26 @@ func loadSettings(e *config.Env) (settings, error) {
 		Store:      e.Store(),
 		PaaSDomain: e.Required("PAAS_DOMAIN"),
 	}
+	s.SD = loadSD(e, s.Credentials)
 	return s, e.Err()
+}
+
+// loadSD reads SD_USERNAME, SD_PASSWORD and SD_REFRESH_INTERVAL (default
+// 15s, at least 1s).
+func loadSD(e *config.Env, osb broker.Credentials) sdSettings {
+	sd := sdSettings{
+		Credentials: httpsd.Credentials{
+			Username: e.String("SD_USERNAME", ""),
+			Password: e.String("SD_PASSWORD", ""),
+		},
+		RefreshInterval: e.Duration("SD_REFRESH_INTERVAL", 15*time.Second, time.Second),
+	}
+	c := sd.Credentials
+	if (c.Username == "") != (c.Password == "") {
+		e.Problem("SD_USERNAME and SD_PASSWORD go together: set both to serve http_sd, or neither")
+	}
+	if c.Password != "" && c.Password == osb.Password {
+		e.Problem("SD_PASSWORD must differ from BROKER_PASSWORD: the OSB credentials never open http_sd")
+	}
+	return sd
 }

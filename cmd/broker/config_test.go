@@ -2,6 +2,7 @@ package main
 
 import (
 	"os/exec"
+	"time"
 
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
@@ -9,6 +10,7 @@ import (
 	"github.com/onsi/gomega/gexec"
 
 	"github.com/alphagov/cf-app-discovery/config"
+	"github.com/alphagov/cf-app-discovery/httpsd"
 )
 
 func settingsFrom(vars map[string]string) (settings, error) {
@@ -64,6 +66,25 @@ var _ = Describe("loadSettings", func() {
 		Expect(s.CF.Username).To(Equal("prometheus-monitor"))
 	})
 
+	It("leaves http_sd off by default", func() {
+		s, err := settingsFrom(validVars())
+		Expect(err).NotTo(HaveOccurred())
+		Expect(s.SD.Credentials.Enabled()).To(BeFalse())
+		Expect(s.SD.RefreshInterval).To(Equal(15 * time.Second))
+	})
+
+	It("reads the http_sd settings", func() {
+		vars := validVars()
+		vars["SD_USERNAME"] = "prometheus"
+		vars["SD_PASSWORD"] = "sd-secret"
+		vars["SD_REFRESH_INTERVAL"] = "30s"
+		s, err := settingsFrom(vars)
+		Expect(err).NotTo(HaveOccurred())
+		Expect(s.SD.Credentials).To(Equal(httpsd.Credentials{Username: "prometheus", Password: "sd-secret"}))
+		Expect(s.SD.Credentials.Enabled()).To(BeTrue())
+		Expect(s.SD.RefreshInterval).To(Equal(30 * time.Second))
+	})
+
 	It("names every problem in one error", func() {
 		_, err := settingsFrom(map[string]string{"PORT": "0", "BUCKET_NAME": "b", "UAA_USERNAME": "u"})
 		Expect(err).To(MatchError(SatisfyAll(
@@ -92,6 +113,11 @@ var _ = Describe("loadSettings", func() {
 		Entry("both stores", func(v map[string]string) { v["TARGETS_PATH"] = "/tmp/t" }, "set either TARGETS_PATH or BUCKET_NAME, not both"),
 		Entry("no PAAS_DOMAIN", func(v map[string]string) { delete(v, "PAAS_DOMAIN") }, "PAAS_DOMAIN is required"),
 		Entry("a malformed VCAP_SERVICES", func(v map[string]string) { v["VCAP_SERVICES"] = "{" }, "VCAP_SERVICES: not valid JSON"),
+		Entry("an SD username alone", func(v map[string]string) { v["SD_USERNAME"] = "p" }, "SD_USERNAME and SD_PASSWORD go together"),
+		Entry("an SD password alone", func(v map[string]string) { v["SD_PASSWORD"] = "p" }, "SD_USERNAME and SD_PASSWORD go together"),
+		Entry("the broker's password for http_sd", func(v map[string]string) { v["SD_USERNAME"] = "p"; v["SD_PASSWORD"] = v["BROKER_PASSWORD"] }, "SD_PASSWORD must differ from BROKER_PASSWORD"),
+		Entry("a refresh interval under 1s", func(v map[string]string) { v["SD_REFRESH_INTERVAL"] = "500ms" }, "SD_REFRESH_INTERVAL must be at least 1s"),
+		Entry("a refresh interval that is not a duration", func(v map[string]string) { v["SD_REFRESH_INTERVAL"] = "15" }, "SD_REFRESH_INTERVAL must be a duration"),
 	)
 })
 

@@ -17,6 +17,7 @@ import (
 	"github.com/alphagov/cf-app-discovery/broker"
 	"github.com/alphagov/cf-app-discovery/cfapi"
 	"github.com/alphagov/cf-app-discovery/config"
+	"github.com/alphagov/cf-app-discovery/httpsd"
 	"github.com/alphagov/cf-app-discovery/store"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
@@ -66,8 +67,14 @@ func run() int {
 		logger.Error("listen", err)
 		return 1
 	}
+	handler := broker.NewHandler(b, logger, s.Credentials, reg, reg)
+	if s.SD.Credentials.Enabled() {
+		view := httpsd.NewView(httpsd.ViewOptions{Store: st, Logger: logger, Registerer: reg})
+		go view.Run(ctx, s.SD.RefreshInterval)
+		handler = httpsd.Mount(httpsd.NewHandler(view, s.SD.Credentials, reg), handler)
+	}
 	server := &http.Server{
-		Handler:           broker.NewHandler(b, logger, s.Credentials, reg, reg),
+		Handler:           handler,
 		ReadHeaderTimeout: 10 * time.Second,
 		ReadTimeout:       30 * time.Second,
 		// Cloud Controller gives a bind 60 s.
@@ -77,7 +84,7 @@ func run() int {
 	}
 	served := make(chan error, 1)
 	go func() { served <- server.Serve(ln) }()
-	logger.Info("started", map[string]any{"port": s.Port})
+	logger.Info("started", map[string]any{"port": s.Port, "http_sd": s.SD.Credentials.Enabled()})
 
 	select {
 	case err := <-served:

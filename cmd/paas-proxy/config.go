@@ -8,7 +8,7 @@ import (
 	"github.com/alphagov/cf-app-discovery/proxy"
 )
 
-// settings is paas-proxy's configuration (SPEC §4).
+// settings is paas-proxy's configuration (README, "Configuration").
 type settings struct {
 	ListenAddr     string
 	AllowList      proxy.AllowList

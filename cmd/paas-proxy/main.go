@@ -1,16 +1,14 @@
 // Command paas-proxy is the forward proxy on each Prometheus host through
-// which Prometheus scrapes app instances on Cloud Foundry (SPEC §5). It
-// replaces the nginx of the Ruby service.
+// which Prometheus scrapes app instances on Cloud Foundry. It replaces the
+// nginx of the Ruby service.
 package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"net"
 	"os"
 	"os/signal"
-	"runtime"
 	"syscall"
 	"time"
 
@@ -35,16 +33,9 @@ func run() int {
 	}
 	logger := config.Logger("paas-proxy", s.LogLevel, os.Stdout)
 
-	// An event loop per P, and one P more for the goroutines beside
-	// them (dials, streamed bodies, the metrics): see
-	// proxy.Options.EventLoops.
-	loops := runtime.GOMAXPROCS(0)
-	runtime.GOMAXPROCS(loops + 1)
-
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	p, err := proxy.New(proxy.Options{
-		EventLoops:     loops,
 		AllowList:      s.AllowList,
 		UpstreamScheme: s.UpstreamScheme,
 		UpstreamAddr:   s.UpstreamAddr,
@@ -70,7 +61,7 @@ func run() int {
 	served := make(chan error, 1)
 	go func() { served <- server.Serve(ln) }()
 	logger.Info("started", lager.Data{
-		"addr": ln.Addr().String(), "event_loops": loops, "allowed_domains": s.AllowList.String(),
+		"addr": ln.Addr().String(), "allowed_domains": s.AllowList.String(),
 		"upstream_scheme": s.UpstreamScheme, "upstream_addr": s.UpstreamAddr,
 	})
 
@@ -84,10 +75,10 @@ func run() int {
 	// Let scrapes in flight finish; Prometheus' own timeout is about 10 s.
 	shutdownCtx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	if err := server.Shutdown(shutdownCtx); err != nil {
+	if err := server.ShutdownWithContext(shutdownCtx); err != nil {
 		logger.Error("shutdown", err)
 	}
-	if err := <-served; err != nil && !errors.Is(err, proxy.ErrServerClosed) {
+	if err := <-served; err != nil {
 		logger.Error("serve", err)
 	}
 	logger.Info("stopped")

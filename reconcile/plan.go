@@ -1,0 +1,124 @@
+package reconcile
+
+import (
+	"code.cloudfoundry.org/lager/v3"
+	"github.com/alphagov/cf-app-discovery/store"
+	"github.com/alphagov/cf-app-discovery/targets"
+)
+
+// The kinds of store change, as counted and logged.
+const (
+	kindWriteTarget  = "write-target"
+	kindDeleteTarget = "delete-target"
+	kindAdoptRecord  = "adopt-record"
+	kindRemoveRecord = "remove-record"
+	// kindConflict counts changes whose condition failed: someone else
+	// changed the object since the listing, and the next pass looks again.
+	kindConflict = "conflict"
+)
+
+// change is one store change a pass decided on. kind says which of the
+// other fields it uses.
+type change struct {
+	kind string
+	// target is the placement of an app's target file (write-target, or
+	// delete-target of the file in the other place).
+	target *store.TargetChange
+	// app and started name a target file to remove (delete-target).
+	app     string
+	started bool
+	// record is a record to adopt; binding, one to remove.
+	record  store.Binding
+	binding string
+	logData lager.Data
+}
+
+// plan is what a pass decided.
+type plan struct {
+	changes []change
+	// active and inactive count the apps that keep a target file, by state.
+	active, inactive int
+}
+
+// plan decides the changes from what a pass read, for the records and for
+// the target files of the apps among guids. It makes no request: what it
+// decides depends on w alone (and on what the bucket remembers of its own
+// writes), so that a pass over some apps plans with the same code.
+func (r *Reconciler) plan(w world, guids []string) plan {
+	p := plan{changes: r.planRecords(w)}
+	for _, guid := range guids {
+		p.changes = append(p.changes, r.planApp(w, guid)...)
+		if app, ok := w.keeps(guid); ok && app.Started() {
+			p.active++
+		} else if ok {
+			p.inactive++
+		}
+	}
+	return p
+}
+
+// planRecords adopts the bindings CF lists without a record, and removes
+// the records of bindings CF no longer lists once they are past the grace
+// period: until then the record may be a bind in flight. The records of
+// bindings Cloud Controller is deleting are the broker's to remove.
+func (r *Reconciler) planRecords(w world) []change {
+	var out []change
+	for bindingGUID, obj := range w.bucket.Bindings {
+		_, live := w.live[bindingGUID]
+		record, inFlight := w.inFlight[bindingGUID]
+		switch {
+		case live, w.deleting[bindingGUID]:
+		case !w.young(obj, r.grace()):
+			out = append(out, change{kind: kindRemoveRecord, binding: bindingGUID,
+				logData: lager.Data{"binding_guid": bindingGUID}})
+		case inFlight && record.Source == store.SourceReconcile:
+			out = append(out, change{kind: kindRemoveRecord, binding: bindingGUID,
+				logData: lager.Data{"binding_guid": bindingGUID, "reason": "adopted-binding-gone"}})
+		}
+	}
+	for bindingGUID, b := range w.live {
+		if _, ok := w.bucket.Bindings[bindingGUID]; ok {
+			continue
+		}
+		out = append(out, change{kind: kindAdoptRecord,
+			record: store.Binding{BindingGUID: bindingGUID, AppGUID: b.AppGUID, PlanID: r.PlanID,
+				CreatedAt: b.CreatedAt, Source: store.SourceReconcile},
+			logData: lager.Data{"binding_guid": bindingGUID, "app_guid": b.AppGUID}})
+	}
+	return out
+}
+
+// planApp places the target file of an app that keeps one, and removes
+// the files of any other.
+func (r *Reconciler) planApp(w world, guid string) []change {
+	files := w.bucket.TargetFiles(guid)
+	if app, ok := w.keeps(guid); ok {
+		t := store.Target{AppGUID: guid, Started: app.Started(), Body: targets.Render(app, r.PaaSDomain)}
+		c, ok := r.bucket().PlanTarget(t, files)
+		if !ok {
+			return nil
+		}
+		kind := kindWriteTarget
+		if !c.Write {
+			kind = kindDeleteTarget
+		}
+		return []change{{kind: kind, target: &c, logData: lager.Data{"app_guid": guid, "started": app.Started()}}}
+	}
+	reason := "app-not-bound"
+	if w.bound[guid] {
+		reason = "app-not-returned-by-cf"
+	}
+	var out []change
+	if files.Active != nil {
+		out = append(out, removal(guid, true, files.Active.Key, reason))
+	}
+	if files.Inactive != nil {
+		out = append(out, removal(guid, false, files.Inactive.Key, reason))
+	}
+	return out
+}
+
+func removal(guid string, started bool, key, reason string) change {
+	return change{kind: kindDeleteTarget, app: guid, started: started,
+		logData: lager.Data{"app_guid": guid, "key": key, "reason": reason}}
+}
