@@ -62,12 +62,15 @@ bench-proxy:
 	GO=$(GO) proxy/bench/bench-proxy.sh
 
 # Reconcile at scale: the real target-updater --once, twice, against a fake
-# CF API (20 ms per request) with 10,000 bound apps of 12,000 and an
-# S3-compatible server. Prints CF requests, wall time, peak RSS, S3 operations.
+# CF API (20 ms per request) with BENCH_APPS bound apps (10,000 by default;
+# 6 visible for every 5 bound) and an S3-compatible server. Prints CF
+# requests, wall time, the updater's CPU time and peak RSS, S3 operations.
+# make bench-reconcile BENCH_APPS=50000 for the large fleet.
+BENCH_APPS ?= 10000
 .PHONY: bench-reconcile
 bench-reconcile:
 	$(GO) build -o $(BIN)/ ./cmd/target-updater
-	$(GO) run ./acceptance/bench/reconcile -updater $(BIN)/target-updater
+	$(GO) run ./acceptance/bench/reconcile -updater $(BIN)/target-updater -bound $(BENCH_APPS)
 
 # One bind through the real handler and CF client against a fake CF API
 # that adds 20 ms per request: CF requests per bind and bind latency; then

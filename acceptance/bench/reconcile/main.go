@@ -8,13 +8,16 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"flag"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"maps"
 	"os/exec"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -32,10 +35,13 @@ const bucket = "bench-targets"
 
 func main() {
 	updater := flag.String("updater", "bin/target-updater", "path of the target-updater binary")
-	apps := flag.Int("apps", 12000, "apps visible to the monitoring user")
 	bound := flag.Int("bound", 10000, "apps bound to the service")
+	apps := flag.Int("apps", 0, "apps visible to the monitoring user (default: 6 for every 5 bound)")
 	latency := flag.Duration("latency", 20*time.Millisecond, "latency the fake CF API adds to every request")
 	flag.Parse()
+	if *apps == 0 {
+		*apps = *bound * 6 / 5
+	}
 	if err := run(*updater, *apps, *bound, *latency); err != nil {
 		fmt.Fprintln(os.Stderr, "bench-reconcile:", err)
 		os.Exit(1)
@@ -82,8 +88,26 @@ func run(updater string, apps, bound int, latency time.Duration) error {
 		}
 		fmt.Printf("%-26s %12d %10s %7.2fs %9.1f MB  %s\n", name, cf.Requests(), m.wall.Round(time.Millisecond),
 			m.cpu.Seconds(), float64(m.peakRSS)/1024, s3.String())
+		fmt.Printf("%-26s %s\n", "", byPath(cf.RequestLog()))
 	}
 	return nil
+}
+
+// byPath counts CF requests by path, most first.
+func byPath(log []string) string {
+	counts := map[string]int{}
+	for _, line := range log {
+		_, uri, _ := strings.Cut(line, " ")
+		path, _, _ := strings.Cut(uri, "?")
+		counts[path]++
+	}
+	paths := slices.Collect(maps.Keys(counts))
+	slices.SortFunc(paths, func(a, b string) int { return cmp.Or(counts[b]-counts[a], strings.Compare(a, b)) })
+	var parts []string
+	for _, p := range paths {
+		parts = append(parts, fmt.Sprintf("%s %d", p, counts[p]))
+	}
+	return strings.Join(parts, ", ")
 }
 
 // seedRecords writes the binding records the broker would have written.
