@@ -47,6 +47,7 @@ FUZZ_SLOW := $(FUZZTIME)
 endif
 fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzRender$$' -fuzztime $(FUZZ_SLOW) ./targets/
+	$(GO) test -run '^$$' -fuzz '^FuzzParseParameters$$' -fuzztime $(FUZZ_FAST) ./targets/
 	$(GO) test -run '^$$' -fuzz '^FuzzParse$$' -fuzztime $(FUZZ_FAST) ./scrape/
 	$(GO) test -run '^$$' -fuzz '^FuzzParseQuery$$' -fuzztime $(FUZZ_FAST) ./scrape/
 	$(GO) test -run '^$$' -fuzz '^FuzzValidGUID$$' -fuzztime $(FUZZ_FAST) ./scrape/

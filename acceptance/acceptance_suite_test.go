@@ -9,6 +9,8 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -40,6 +42,8 @@ const (
 	brokerPassword = "broker-pw-3f9c1e7a"
 	uaaPassword    = "uaa-pw-8d2b6c4f"
 	awsSecret      = "aws-secret-5e1a9b7d"
+	sdPassword     = "sd-pw-71c4a0e9"
+	sdUsername     = "prometheus"
 	monitorUser    = "prometheus-monitor"
 	serviceID      = "7d8e2b3c-1111-4a5b-8c6d-0e1f2a3b4c5d"
 	planID         = "7d8e2b3c-2222-4a5b-8c6d-0e1f2a3b4c5d"
@@ -53,14 +57,19 @@ type binaries struct{ Broker, Updater, Proxy string }
 
 // world is everything the suite starts.
 type world struct {
-	bin        binaries
-	cf         *fakecf.Server
-	space      fakecf.Space
-	domain     fakecf.Domain
-	plan       fakecf.ServicePlan
+	bin    binaries
+	cf     *fakecf.Server
+	space  fakecf.Space
+	domain fakecf.Domain
+	plan   fakecf.ServicePlan
+	// s3URL is the S3 server as the programs reach it, through s3Faults;
+	// st reads and writes it directly, as a Prometheus host's sync would.
 	s3URL      string
+	s3Faults   *faultyS3Proxy
 	weed       *seaweedfs.Server
 	st         store.Store
+	brokerURL  string
+	proxyPort  string
 	cc         *ccsim.Controller
 	targetsDir string
 	proms      []*promServer
@@ -124,7 +133,14 @@ func startWorld() {
 	weed, err := seaweedfs.Start(seaweedfs.Options{AccessKey: "acceptance", SecretKey: awsSecret, Bucket: bucket})
 	Expect(err).NotTo(HaveOccurred())
 	DeferCleanup(weed.Stop)
-	w.weed, w.s3URL = weed, weed.Endpoint
+	w.weed = weed
+	weedURL, err := url.Parse(weed.Endpoint)
+	Expect(err).NotTo(HaveOccurred())
+	w.s3Faults = &faultyS3Proxy{next: httputil.NewSingleHostReverseProxy(weedURL)}
+	w.s3Faults.set(nil)
+	faulty := httptest.NewServer(w.s3Faults)
+	DeferCleanup(faulty.Close)
+	w.s3URL = faulty.URL
 	w.st, err = weed.Store(ctx, bucket)
 	Expect(err).NotTo(HaveOccurred())
 	// The bucket exists before the programs start, as it would on AWS.
@@ -135,23 +151,26 @@ func startWorld() {
 	rt := httptest.NewServer(w.upstream)
 	DeferCleanup(rt.Close)
 
+	// The broker serves http_sd too (httpsd_test.go), from a view of the
+	// bucket it refreshes every second.
 	brokerPort := freePort()
 	start(w.bin.Broker, nil, append(commonEnv(),
 		"PORT="+brokerPort, "BROKER_USERNAME=cc", "BROKER_PASSWORD="+brokerPassword,
 		"SERVICE_ID="+serviceID, "SERVICE_NAME=gds-prometheus", "PLAN_NAME=prometheus",
+		"SD_USERNAME="+sdUsername, "SD_PASSWORD="+sdPassword, "SD_REFRESH_INTERVAL=1s",
 	)...)
-	brokerURL := "http://127.0.0.1:" + brokerPort
-	waitHealthy(brokerURL + "/health")
+	w.brokerURL = "http://127.0.0.1:" + brokerPort
+	waitHealthy(w.brokerURL + "/health")
 
-	proxyPort := freePort()
-	start(w.bin.Proxy, nil, "LISTEN_ADDR=127.0.0.1:"+proxyPort, "ALLOWED_DOMAINS="+appsDomain+","+paasDomain,
+	w.proxyPort = freePort()
+	start(w.bin.Proxy, nil, "LISTEN_ADDR=127.0.0.1:"+w.proxyPort, "ALLOWED_DOMAINS="+appsDomain+","+paasDomain,
 		"UPSTREAM_SCHEME=http", "UPSTREAM_ADDR="+strings.TrimPrefix(rt.URL, "http://"), "LOG_LEVEL=debug")
-	waitHealthy("http://127.0.0.1:" + proxyPort + "/health")
+	waitHealthy("http://127.0.0.1:" + w.proxyPort + "/health")
 
 	w.targetsDir = GinkgoT().TempDir()
-	startPrometheuses(proxyPort)
+	startPrometheuses()
 
-	w.cc = &ccsim.Controller{Broker: brokerURL, Username: "cc", Password: brokerPassword,
+	w.cc = &ccsim.Controller{Broker: w.brokerURL, Username: "cc", Password: brokerPassword,
 		ServiceID: serviceID, PlanID: planID, PlanGUID: w.plan.GUID, CF: w.cf,
 		OrgGUID: org.GUID, SpaceGUID: w.space.GUID, OrgName: org.Name, SpaceName: w.space.Name}
 	Expect(w.cc.Provision(instanceID).Status).To(Equal(http.StatusCreated))

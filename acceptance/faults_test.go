@@ -66,7 +66,8 @@ func (p *faultyS3Proxy) take(r *http.Request) (string, chan struct{}, chan struc
 	if r.Method == http.MethodGet && r.URL.Query().Has("list-type") {
 		op = "LIST"
 	}
-	key := strings.TrimPrefix(r.URL.Path, "/faults/")
+	// Path-style: /<bucket>/<key>.
+	_, key, _ := strings.Cut(strings.TrimPrefix(r.URL.Path, "/"), "/")
 	if (f.op != "" && f.op != op) || !strings.HasPrefix(key, f.prefix) {
 		return "", nil, nil
 	}

@@ -68,7 +68,7 @@ var _ = Describe("the whole chain, as tenants and operators see it", func() {
 		_, err := w.cf.AddRoute(fakecf.Route{Host: "catalogue-green", DomainGUID: w.domain.GUID, Destinations: []fakecf.Destination{{AppGUID: fresh.GUID}}})
 		Expect(err).NotTo(HaveOccurred())
 		bind(fresh)
-		Eventually(everyPrometheus(upInstances("catalogue"), Equal(append(instances(old.GUID, 2), instances(fresh.GUID, 2)...))), settle).Should(Succeed())
+		Eventually(everyPrometheus(upInstances("catalogue"), ConsistOf(append(instances(old.GUID, 2), instances(fresh.GUID, 2)...))), settle).Should(Succeed())
 
 		// `cf delete catalogue-venerable`: Cloud Controller unbinds, then deletes.
 		unbind(oldBinding)
@@ -173,7 +173,7 @@ var _ = Describe("the whole chain, as tenants and operators see it", func() {
 		reconcile()
 		logs := w.logs.String()
 		Expect(logs).NotTo(BeEmpty())
-		for _, secret := range []string{brokerPassword, uaaPassword, awsSecret} {
+		for _, secret := range []string{brokerPassword, uaaPassword, awsSecret, sdPassword} {
 			Expect(strings.Contains(logs, secret)).To(BeFalse(), "a log line contains a secret")
 		}
 		Expect(logs).NotTo(MatchRegexp(`(?i)bearer [a-z0-9._-]{16,}`))

@@ -130,7 +130,7 @@ var _ = Describe("two target updaters", Ordered, func() {
 			}
 		}
 		brokerPort := freePort()
-		start(w.bin.Broker, nil, append(env(w.s3URL), "PORT="+brokerPort, "BROKER_USERNAME=cc",
+		start(w.bin.Broker, nil, append(env(w.weed.Endpoint), "PORT="+brokerPort, "BROKER_USERNAME=cc",
 			"BROKER_PASSWORD="+brokerPassword, "SERVICE_ID="+serviceID)...)
 		cc = &ccsim.Controller{Broker: "http://127.0.0.1:" + brokerPort, Username: "cc", Password: brokerPassword,
 			ServiceID: serviceID, PlanID: planID, PlanGUID: plan.GUID, CF: cf,
@@ -144,7 +144,7 @@ var _ = Describe("two target updaters", Ordered, func() {
 		}
 
 		for _, name := range []string{"one", "two"} {
-			rec := newWriteRecorder(name, w.s3URL, &mu, &writes)
+			rec := newWriteRecorder(name, w.weed.Endpoint, &mu, &writes)
 			proxy := httptest.NewServer(rec)
 			DeferCleanup(proxy.Close)
 			DeferCleanup(func() { close(rec.released) })

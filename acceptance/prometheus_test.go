@@ -26,7 +26,8 @@ import (
 // with the paas-apps job of its example configuration in docs/prometheus,
 // reads the same synced target files and scrapes through the same
 // paas-proxy; every spec that looks at Prometheus checks both, through the
-// API only (a build from the Go module has no web UI).
+// API only (a build from the Go module has no web UI). The http_sd specs
+// run two more, with the job of the http_sd examples (httpsd_test.go).
 
 // promServer is one Prometheus the suite runs.
 type promServer struct {
@@ -47,8 +48,18 @@ type jobVariant struct {
 	changes  map[string]any
 }
 
-func startPrometheuses(proxyPort string) {
-	debian, err := exec.LookPath("prometheus")
+func startPrometheuses() {
+	two, three := prometheusBinaries()
+	w.proms = []*promServer{
+		startPrometheus(two, filesJob("prometheus-2.yml"), nil),
+		startPrometheus(three, filesJob("prometheus.yml"), prometheus3Variants),
+	}
+}
+
+// prometheusBinaries returns the paths of Debian's Prometheus 2.x and of
+// the 3.x scripts/test-tools.sh builds, and fails when one is missing.
+func prometheusBinaries() (two, three string) {
+	two, err := exec.LookPath("prometheus")
 	if err != nil {
 		Fail("the acceptance suite needs Prometheus 2.x: `make test` installs Debian's prometheus package")
 	}
@@ -56,19 +67,29 @@ func startPrometheuses(proxyPort string) {
 	if err != nil {
 		Fail(fmt.Sprintf("the acceptance suite needs Prometheus 3 (%v): %s", err, exitMessage(err)))
 	}
-	w.proms = []*promServer{
-		startPrometheus(debian, "prometheus-2.yml", proxyPort, nil),
-		startPrometheus(strings.TrimSpace(string(out)), "prometheus.yml", proxyPort, prometheus3Variants),
-	}
+	return two, strings.TrimSpace(string(out))
 }
 
-// startPrometheus runs the Prometheus at path with the paas-apps job of
-// docs/prometheus/<example>, pointed at the suite's proxy and target
-// files, and the variants of it.
-func startPrometheus(path, example, proxyPort string, variants []jobVariant) *promServer {
+// appsJob returns the paas-apps job of docs/prometheus/<example>,
+// scraping through the suite's paas-proxy.
+func appsJob(example string) map[string]any {
 	apps := documentedJob(example, "paas-apps")
-	apps["proxy_url"] = "http://127.0.0.1:" + proxyPort
+	apps["proxy_url"] = "http://127.0.0.1:" + w.proxyPort
+	return apps
+}
+
+// filesJob returns the paas-apps job of the file_sd example
+// docs/prometheus/<example>, reading the suite's synced target files.
+func filesJob(example string) map[string]any {
+	apps := appsJob(example)
+	ExpectWithOffset(1, apps).To(HaveKey("file_sd_configs"))
 	apps["file_sd_configs"] = []any{map[string]any{"files": []string{w.targetsDir + "/*.json"}, "refresh_interval": "1s"}}
+	return apps
+}
+
+// startPrometheus runs the Prometheus at path with the scrape job apps
+// and the variants of it.
+func startPrometheus(path string, apps map[string]any, variants []jobVariant) *promServer {
 	jobs := []any{apps}
 	for _, v := range variants {
 		job := maps.Clone(apps)
@@ -202,10 +223,16 @@ func (p *promServer) values(q string) []string {
 }
 
 // everyPrometheus returns a function for Eventually that checks, on every
-// Prometheus the suite runs, what actual reports against matcher.
+// Prometheus the suite runs with file_sd, what actual reports against
+// matcher.
 func everyPrometheus[T any](actual func(*promServer) T, matcher gomegatypes.GomegaMatcher) func(Gomega) {
+	return every(w.proms, actual, matcher)
+}
+
+// every is everyPrometheus for the Prometheus servers proms.
+func every[T any](proms []*promServer, actual func(*promServer) T, matcher gomegatypes.GomegaMatcher) func(Gomega) {
 	return func(g Gomega) {
-		for _, p := range w.proms {
+		for _, p := range proms {
 			g.Expect(actual(p)).To(matcher, "Prometheus %s", p.version)
 		}
 	}

@@ -2,6 +2,7 @@ package broker
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"time"
 
@@ -43,6 +44,12 @@ func (b *Broker) bind(ctx context.Context, instanceID, bindingID string, details
 		logger.Info("rejected", lager.Data{"reason": err.Error()})
 		return domain.Binding{}, err
 	}
+	// Parameters are checked before anything is read or written.
+	settings, err := targets.ParseParameters(details.RawParameters)
+	if err != nil {
+		logger.Info("rejected", invalidKeys(err))
+		return domain.Binding{}, errInvalidParameters(err)
+	}
 	unlock := b.locks.lock(appGUID)
 	defer unlock()
 
@@ -72,14 +79,14 @@ func (b *Broker) bind(ctx context.Context, instanceID, bindingID string, details
 		}
 		// The same binding again: Cloud Controller retrying after a failure
 		// on our side. Write the target file again in case it was lost.
-		app, err := b.bindApp(ctx, logger, appGUID)
+		app, combined, err := b.bindTarget(ctx, logger, bindingID, appGUID, settings, existing.CreatedAt)
 		if err != nil {
 			return domain.Binding{}, err
 		}
-		return domain.Binding{AlreadyExists: true}, b.writeTargetOrFail(ctx, logger, app)
+		return domain.Binding{AlreadyExists: true}, b.writeTargetOrFail(ctx, logger, app, combined)
 	}
 
-	app, err := b.bindApp(ctx, logger, appGUID)
+	app, combined, err := b.bindTarget(ctx, logger, bindingID, appGUID, settings, time.Time{})
 	if err != nil {
 		return domain.Binding{}, err
 	}
@@ -87,7 +94,7 @@ func (b *Broker) bind(ctx context.Context, instanceID, bindingID string, details
 	if err != nil {
 		return domain.Binding{}, err
 	}
-	if err := b.writeTargetOrFail(ctx, logger, app); err != nil {
+	if err := b.writeTargetOrFail(ctx, logger, app, combined); err != nil {
 		return domain.Binding{}, err
 	}
 	logger.Info("bound", lager.Data{"instances": app.Instances(), "state": app.State})
@@ -137,9 +144,15 @@ func (b *Broker) bindApp(ctx context.Context, logger lager.Logger, appGUID strin
 	return app, nil
 }
 
-// writeTargetOrFail places the app's target file where its state says.
-func (b *Broker) writeTargetOrFail(ctx context.Context, logger lager.Logger, app targets.App) error {
-	t := store.Target{AppGUID: app.GUID, Started: app.Started(), Body: targets.Render(app, b.paasDomain)}
+// writeTargetOrFail places the app's target file where its state says,
+// with the settings of its bindings over those of its annotations.
+func (b *Broker) writeTargetOrFail(ctx context.Context, logger lager.Logger, app targets.App, bound targets.Settings) error {
+	settings, ignored := targets.Resolve(app, bound)
+	for _, i := range ignored {
+		logger.Info("setting-ignored", lager.Data{"key": i.Key, "reason": i.Reason})
+	}
+	body := targets.RenderWith(app, targets.Options{PaaSDomain: b.paasDomain, Settings: settings})
+	t := store.Target{AppGUID: app.GUID, Started: app.Started(), Body: body}
 	if err := b.bucket.PutTarget(ctx, t); err != nil {
 		logger.Error("write-target-failed", err)
 		return errStoreUnavailable("could not write the app's targets", err)
@@ -167,9 +180,9 @@ func (b *Broker) validateBind(instanceID, bindingID, appGUID string, details dom
 }
 
 // repeatedBind checks a bind whose id already has a record: nil when it is
-// the same binding, 409 when it is another.
+// the same binding with the same parameters, 409 when anything differs.
 func (b *Broker) repeatedBind(logger lager.Logger, existing, requested store.Binding) error {
-	if sameBinding(existing, requested) {
+	if sameBinding(existing, requested) && store.SameParameters(existing.Parameters, requested.Parameters) {
 		logger.Info("already-bound")
 		return nil
 	}
@@ -188,11 +201,40 @@ func sameBinding(existing, requested store.Binding) bool {
 		existing.Source == store.SourceReconcile && existing.InstanceGUID == ""
 }
 
-// GetBinding answers GET /v2/service_instances/:instance_id/service_bindings/:binding_id.
-// No `cf` command reaches it: the catalog says bindings are not
-// retrievable, so Cloud Controller does not ask.
-func (b *Broker) GetBinding(context.Context, string, string, domain.FetchBindingDetails) (domain.GetBindingSpec, error) {
-	return domain.GetBindingSpec{}, errNotSupported("fetching a binding")
+// GetBinding answers GET /v2/service_instances/:instance_id/service_bindings/:binding_id,
+// which Cloud Controller sends for `cf curl
+// /v3/service_credential_bindings/:guid/parameters`: the binding's bind
+// parameters, from its record; 404 for a binding without one (unknown, or
+// made before the bucket had records).
+func (b *Broker) GetBinding(ctx context.Context, instanceID, bindingID string, _ domain.FetchBindingDetails) (_ domain.GetBindingSpec, err error) {
+	defer func(start time.Time) { b.metrics.observe("get-binding", start, "ok", err) }(time.Now())
+	if !scrape.ValidGUID(instanceID) {
+		return domain.GetBindingSpec{}, errInvalidID("instance_id", instanceID)
+	}
+	if !scrape.ValidGUID(bindingID) {
+		return domain.GetBindingSpec{}, errInvalidID("binding_id", bindingID)
+	}
+	record, err := b.bucket.ReadBinding(ctx, bindingID)
+	switch {
+	case errors.Is(err, store.ErrNotFound), errors.Is(err, store.ErrUnreadableRecord):
+		return domain.GetBindingSpec{}, apiresponses.ErrBindingNotFound
+	case err != nil:
+		b.logger.Error("get-binding-read-record-failed", err, lager.Data{"binding_id": bindingID})
+		return domain.GetBindingSpec{}, errStoreUnavailable("could not read the binding record", err)
+	}
+	if record.InstanceGUID != instanceID && record.InstanceGUID != "" {
+		return domain.GetBindingSpec{}, apiresponses.ErrBindingNotFound
+	}
+	return domain.GetBindingSpec{Parameters: parameters(record.Parameters)}, nil
+}
+
+// parameters are stored parameters as an answer shows them: {} for none.
+func parameters(raw json.RawMessage) any {
+	var v any
+	if err := json.Unmarshal(raw, &v); err != nil || v == nil {
+		return map[string]any{}
+	}
+	return v
 }
 
 // LastBindingOperation answers

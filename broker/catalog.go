@@ -5,6 +5,8 @@ import (
 	"time"
 
 	"github.com/pivotal-cf/brokerapi/v10/domain"
+
+	"github.com/alphagov/cf-app-discovery/targets"
 )
 
 // DefaultDocumentationURL is the marketplace's documentation link when the
@@ -25,8 +27,8 @@ func (b *Broker) Services(context.Context) ([]domain.Service, error) {
 		Name:                 b.catalog.ServiceName,
 		Description:          "Scrapes every instance of your apps with Prometheus",
 		Bindable:             true,
-		InstancesRetrievable: false,
-		BindingsRetrievable:  false,
+		InstancesRetrievable: true,
+		BindingsRetrievable:  true,
 		PlanUpdatable:        false,
 		Tags:                 []string{"prometheus", "monitoring"},
 		Metadata: &domain.ServiceMetadata{
@@ -40,8 +42,25 @@ func (b *Broker) Services(context.Context) ([]domain.Service, error) {
 			Description: "Monitor your apps using Prometheus",
 			Free:        &free,
 			Bindable:    &free,
+			// `cf marketplace -e` shows the bind parameters; bind validates
+			// with the same schema.
+			Schemas: &domain.ServiceSchemas{
+				Instance: domain.ServiceInstanceSchema{Create: domain.Schema{Parameters: noInstanceParameters()}},
+				Binding:  domain.ServiceBindingSchema{Create: domain.Schema{Parameters: targets.ParametersSchema()}},
+			},
 		}},
 	}}, nil
+}
+
+// noInstanceParameters is the schema of `cf create-service -c`: none are
+// taken (Provision refuses them), the settings belong to bindings.
+func noInstanceParameters() map[string]any {
+	return map[string]any{
+		"$schema":              "http://json-schema.org/draft-04/schema#",
+		"type":                 "object",
+		"description":          "No parameters: give the scrape settings to each binding (cf bind-service -c).",
+		"additionalProperties": false,
+	}
 }
 
 // longDescription tells tenants the one step they must take before

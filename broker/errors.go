@@ -79,6 +79,39 @@ func errStoreUnavailable(what string, err error) error {
 		http.StatusServiceUnavailable, "store-unavailable")
 }
 
+// errInvalidParameters answers 400 to bind parameters that are not valid,
+// or that the app cannot honour (a port no route serves). The description,
+// which Cloud Controller shows the tenant, names each bad parameter and the
+// form it accepts, never a value sent.
+func errInvalidParameters(err error) error {
+	return apiresponses.NewFailureResponse(err, http.StatusBadRequest, "invalid-parameters")
+}
+
+// errSettingsConflict answers 400 to a bind whose parameters disagree with
+// those of another binding of the same app: the app has one target file.
+func errSettingsConflict(err error) error {
+	return apiresponses.NewFailureResponse(err, http.StatusBadRequest, "settings-conflict")
+}
+
+// errInstanceParameters answers 400 to `cf create-service -c`: the scrape
+// settings belong to each binding.
+var errInstanceParameters = apiresponses.NewFailureResponse(
+	errors.New("this service takes no parameters on create-service: give them to each binding, "+
+		"with `cf bind-service <app> <instance> -c '{...}'` or `parameters:` under the service in the app's manifest"),
+	http.StatusBadRequest, "instance-parameters")
+
+// errMissingContext answers 400 to a provision that does not say which
+// org and space the instance is in.
+var errMissingContext = apiresponses.NewFailureResponse(
+	errors.New("organization_guid and space_guid are required, as GUIDs"),
+	http.StatusBadRequest, "missing-context")
+
+// errInstanceNotFound answers 404 to fetching an instance without a
+// record: unknown, or provisioned before the broker kept records.
+var errInstanceNotFound = apiresponses.NewFailureResponseBuilder(
+	errors.New("the service instance is not known to the broker"),
+	http.StatusNotFound, "instance-not-found").Build()
+
 // errNotSupported answers 400 to the calls the catalog tells Cloud
 // Controller not to make.
 func errNotSupported(what string) error {

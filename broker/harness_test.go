@@ -157,7 +157,6 @@ func bindBody(app string) map[string]any {
 		"bind_resource": map[string]any{"app_guid": app, "space_guid": spaceGUID},
 		"context": map[string]any{"platform": "cloudfoundry", "organization_guid": orgGUID, "space_guid": spaceGUID,
 			"organization_name": "my-org", "space_name": "my-space"},
-		"parameters": map[string]any{"secret-ish": "tenant-value"},
 	}
 }
 

@@ -60,7 +60,7 @@ var _ = Describe("Bind racing a reconcile", func() {
 		_, err = rec.Run(ctx)
 		Expect(err).NotTo(HaveOccurred())
 
-		params, _ := json.Marshal(map[string]string{"k": "v"})
+		params, _ := json.Marshal(map[string]string{"job": "v"})
 		_, err = b.Bind(ctx, instanceID, bindingID, domain.BindDetails{
 			ServiceID: serviceID, PlanID: planID, AppGUID: appGUID,
 			BindResource: &domain.BindResource{AppGuid: appGUID, SpaceGuid: spaceGUID}, RawParameters: params,

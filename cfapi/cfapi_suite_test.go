@@ -7,7 +7,7 @@ import (
 	. "github.com/onsi/gomega"
 )
 
-func TestTargets(t *testing.T) {
+func TestCFAPI(t *testing.T) {
 	RegisterFailHandler(Fail)
-	RunSpecs(t, "Targets")
+	RunSpecs(t, "cfapi")
 }

@@ -26,6 +26,7 @@ func benchClient(b *testing.B, fleet fakecf.Fleet) (*fakecf.Server, *cfapi.Clien
 	if err != nil {
 		b.Fatal(err)
 	}
+	server.Warm()
 	server.SetLatency(cfLatency)
 	server.ResetCounts()
 	return server, cf
@@ -67,6 +68,24 @@ func BenchmarkApps10k(b *testing.B) {
 		}
 		if len(apps) != len(guids) {
 			b.Fatalf("got %d apps", len(apps))
+		}
+		ops++
+	}
+	b.ReportMetric(float64(server.Requests())/float64(ops), "cf-requests/op")
+}
+
+// BenchmarkPlanBindings10k is one reconcile's listing of 10,000 bindings.
+func BenchmarkPlanBindings10k(b *testing.B) {
+	server, cf := benchClient(b, fakecf.Fleet{Orgs: 20, SpacesPerOrg: 10, Apps: 12000, Bound: 10000, PlanCatalogID: planCatalogID})
+	ctx := context.Background()
+	ops := 0
+	for b.Loop() {
+		bindings, err := cf.PlanBindings(ctx)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if len(bindings) != 10000 {
+			b.Fatalf("got %d bindings", len(bindings))
 		}
 		ops++
 	}

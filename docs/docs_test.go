@@ -1,6 +1,6 @@
 // Package docs_test keeps the operator documentation true: the example
-// Prometheus configurations (for 3 and 2.x) and alert rules pass the
-// matching promtool, docs/metrics.md lists exactly the metrics the
+// Prometheus configurations (for 3 and 2.x, with file_sd and with http_sd)
+// and alert rules pass the matching promtool, docs/metrics.md lists exactly the metrics the
 // programs register, and the monitoring mixin's rules and dashboards parse
 // and name only those metrics (mixin_test.go).
 package docs_test
@@ -9,6 +9,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/url"
 	"os"
 	"os/exec"
 	"regexp"
@@ -167,45 +168,84 @@ var _ = Describe("docs/prometheus", func() {
 		promtool2, promtool3 = promtools()
 	})
 
-	promtool := func(path string, args ...string) (string, error) {
+	promtool := func(version string, args ...string) (string, error) {
+		path := promtool3
+		if version == "2.x" {
+			path = promtool2
+		}
 		out, err := exec.Command(path, args...).CombinedOutput()
 		return string(out), err
 	}
 
-	It("has a valid example configuration for Prometheus 3, with its rules", func() {
-		out, err := promtool(promtool3, "check", "config", "prometheus/prometheus.yml")
-		Expect(err).NotTo(HaveOccurred(), out)
-		Expect(out).To(ContainSubstring("SUCCESS: 2 rule files found"))
-	})
+	// Each version has two examples: one whose paas-apps job reads the
+	// bucket's active/ synced to disk (file_sd), one whose job asks the
+	// broker (http_sd). An operator uses one of the two.
+	DescribeTable("has a valid example configuration, with its rules",
+		func(version, example string) {
+			out, err := promtool(version, "check", "config", "prometheus/"+example)
+			Expect(err).NotTo(HaveOccurred(), out)
+			Expect(out).To(ContainSubstring("SUCCESS: 2 rule files found"))
+		},
+		Entry("file_sd, Prometheus 3", "3", "prometheus.yml"),
+		Entry("file_sd, Prometheus 2.x", "2.x", "prometheus-2.yml"),
+		Entry("http_sd, Prometheus 3", "3", "prometheus-httpsd.yml"),
+		Entry("http_sd, Prometheus 2.x", "2.x", "prometheus-httpsd-2.yml"),
+	)
 
-	It("has a valid example configuration for Prometheus 2.x, with its rules", func() {
-		out, err := promtool(promtool2, "check", "config", "prometheus/prometheus-2.yml")
-		Expect(err).NotTo(HaveOccurred(), out)
-		Expect(out).To(ContainSubstring("SUCCESS: 2 rule files found"))
-	})
+	DescribeTable("says true: Prometheus 2.x rejects the configuration for 3 by its fallback_scrape_protocol",
+		func(example string) {
+			out, err := promtool("2.x", "check", "config", "--syntax-only", "prometheus/"+example)
+			Expect(err).To(HaveOccurred(), out)
+			Expect(out).To(ContainSubstring("field fallback_scrape_protocol not found"))
+		},
+		Entry("file_sd", "prometheus.yml"),
+		Entry("http_sd", "prometheus-httpsd.yml"),
+	)
 
-	It("says true: Prometheus 2.x rejects the configuration for 3 by its fallback_scrape_protocol", func() {
-		out, err := promtool(promtool2, "check", "config", "--syntax-only", "prometheus/prometheus.yml")
-		Expect(err).To(HaveOccurred(), out)
-		Expect(out).To(ContainSubstring("field fallback_scrape_protocol not found"))
-	})
-
-	It("has one configuration for both versions, but for fallback_scrape_protocol", func() {
-		three, two := readYAML("prometheus/prometheus.yml"), readYAML("prometheus/prometheus-2.yml")
-		var fallbacks int
-		for _, job := range three["scrape_configs"].([]any) {
-			if _, ok := job.(map[string]any)["fallback_scrape_protocol"]; ok {
-				fallbacks++
-				delete(job.(map[string]any), "fallback_scrape_protocol")
+	DescribeTable("has one configuration for both versions, but for fallback_scrape_protocol",
+		func(forThree, forTwo string) {
+			three, two := readYAML("prometheus/"+forThree), readYAML("prometheus/"+forTwo)
+			var fallbacks int
+			for _, job := range three["scrape_configs"].([]any) {
+				if _, ok := job.(map[string]any)["fallback_scrape_protocol"]; ok {
+					fallbacks++
+					delete(job.(map[string]any), "fallback_scrape_protocol")
+				}
 			}
-		}
-		Expect(fallbacks).To(BeNumerically(">", 0))
-		Expect(two).To(Equal(three))
-	})
+			Expect(fallbacks).To(BeNumerically(">", 0))
+			Expect(two).To(Equal(three))
+		},
+		Entry("file_sd", "prometheus.yml", "prometheus-2.yml"),
+		Entry("http_sd", "prometheus-httpsd.yml", "prometheus-httpsd-2.yml"),
+	)
+
+	DescribeTable("has an http_sd configuration that is the file_sd one with the broker's endpoint for the synced files",
+		func(fileSD, httpSD string) {
+			files, broker := readYAML("prometheus/"+fileSD), readYAML("prometheus/"+httpSD)
+			filesJob, brokerJob := paasApps(files), paasApps(broker)
+			Expect(filesJob).To(HaveKey("file_sd_configs"))
+			Expect(filesJob).NotTo(HaveKey("http_sd_configs"))
+			Expect(brokerJob).NotTo(HaveKey("file_sd_configs"))
+			Expect(brokerJob["http_sd_configs"]).To(HaveLen(1))
+			sd := brokerJob["http_sd_configs"].([]any)[0].(map[string]any)
+			endpoint, err := url.Parse(sd["url"].(string))
+			Expect(err).NotTo(HaveOccurred())
+			Expect(endpoint.Scheme).To(Equal("https"))
+			Expect(endpoint.Path).To(Equal(httpsd.Path))
+			Expect(sd).To(HaveKeyWithValue("refresh_interval", "1m"))
+			Expect(sd["basic_auth"]).To(SatisfyAll(HaveKey("username"), HaveKey("password_file"), Not(HaveKey("password"))))
+
+			delete(filesJob, "file_sd_configs")
+			delete(brokerJob, "http_sd_configs")
+			Expect(broker).To(Equal(files))
+		},
+		Entry("Prometheus 3", "prometheus.yml", "prometheus-httpsd.yml"),
+		Entry("Prometheus 2.x", "prometheus-2.yml", "prometheus-httpsd-2.yml"),
+	)
 
 	It("has valid alert rules, each with a runbook line", func() {
-		for _, path := range []string{promtool2, promtool3} {
-			out, err := promtool(path, "check", "rules", "prometheus/alerts.yml")
+		for _, version := range []string{"2.x", "3"} {
+			out, err := promtool(version, "check", "rules", "prometheus/alerts.yml")
 			Expect(err).NotTo(HaveOccurred(), out)
 		}
 		data, err := os.ReadFile("prometheus/alerts.yml")
@@ -213,6 +253,17 @@ var _ = Describe("docs/prometheus", func() {
 		Expect(strings.Count(string(data), "- alert:")).To(Equal(strings.Count(string(data), "runbook:")))
 	})
 })
+
+// paasApps returns the paas-apps job of an example configuration.
+func paasApps(config map[string]any) map[string]any {
+	for _, job := range config["scrape_configs"].([]any) {
+		if job := job.(map[string]any); job["job_name"] == "paas-apps" {
+			return job
+		}
+	}
+	Fail("no paas-apps job")
+	return nil
+}
 
 // promtools returns the paths of promtool 2.x (Debian's) and 3 (built by
 // scripts/test-tools.sh), and fails the spec when one is missing.

@@ -13,6 +13,7 @@ type Metrics struct {
 	duration    prometheus.Histogram
 	targets     *prometheus.GaugeVec
 	changes     *prometheus.CounterVec
+	annotations *prometheus.CounterVec
 }
 
 // NewMetrics registers the reconcile metrics on reg.
@@ -39,8 +40,12 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Name: "cf_app_discovery_reconcile_changes_total",
 			Help: "Store changes made by reconcile runs, by kind.",
 		}, []string{"kind"}),
+		annotations: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "cf_app_discovery_invalid_annotations_total",
+			Help: "App annotations ignored because their value is invalid or names a port no route serves, by annotation; counted once per app and reconcile run.",
+		}, []string{"key"}),
 	}
-	reg.MustRegister(m.runs, m.lastSuccess, m.duration, m.targets, m.changes)
+	reg.MustRegister(m.runs, m.lastSuccess, m.duration, m.targets, m.changes, m.annotations)
 	for _, o := range []string{"success", "failure"} {
 		m.runs.WithLabelValues(o)
 	}
@@ -54,6 +59,13 @@ func (m *Metrics) observe(res Result, err error, took time.Duration, end time.Ti
 	m.changes.WithLabelValues("record_adopted").Add(float64(res.RecordsAdopted))
 	m.changes.WithLabelValues("record_removed").Add(float64(res.RecordsRemoved))
 	m.changes.WithLabelValues("conflict").Add(float64(res.WritesConflicts))
+	for _, n := range res.notes {
+		for _, i := range n.ignored {
+			if i.Annotation {
+				m.annotations.WithLabelValues(i.Key).Inc()
+			}
+		}
+	}
 	if err != nil {
 		m.runs.WithLabelValues("failure").Inc()
 		return

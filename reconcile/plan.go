@@ -38,6 +38,8 @@ type plan struct {
 	changes []change
 	// active and inactive count the apps that keep a target file, by state.
 	active, inactive int
+	// notes are what the target files leave out.
+	notes []note
 }
 
 // plan decides the changes from what a pass read, for the records and for
@@ -47,7 +49,11 @@ type plan struct {
 func (r *Reconciler) plan(w world, guids []string) plan {
 	p := plan{changes: r.planRecords(w)}
 	for _, guid := range guids {
-		p.changes = append(p.changes, r.planApp(w, guid)...)
+		changes, n := r.planApp(w, guid)
+		p.changes = append(p.changes, changes...)
+		if n != nil {
+			p.notes = append(p.notes, *n)
+		}
 		if app, ok := w.keeps(guid); ok && app.Started() {
 			p.active++
 		} else if ok {
@@ -88,21 +94,24 @@ func (r *Reconciler) planRecords(w world) []change {
 	return out
 }
 
-// planApp places the target file of an app that keeps one, and removes
-// the files of any other.
-func (r *Reconciler) planApp(w world, guid string) []change {
+// planApp places the target file of an app that keeps one, rendered with
+// its settings, and removes the files of any other. The note says what the
+// file leaves out, if anything.
+func (r *Reconciler) planApp(w world, guid string) ([]change, *note) {
 	files := w.bucket.TargetFiles(guid)
 	if app, ok := w.keeps(guid); ok {
-		t := store.Target{AppGUID: guid, Started: app.Started(), Body: targets.Render(app, r.PaaSDomain)}
+		settings, n := w.settingsOf(app)
+		body := targets.RenderWith(app, targets.Options{PaaSDomain: r.PaaSDomain, Settings: settings})
+		t := store.Target{AppGUID: guid, Started: app.Started(), Body: body}
 		c, ok := r.bucket().PlanTarget(t, files)
 		if !ok {
-			return nil
+			return nil, n
 		}
 		kind := kindWriteTarget
 		if !c.Write {
 			kind = kindDeleteTarget
 		}
-		return []change{{kind: kind, target: &c, logData: lager.Data{"app_guid": guid, "started": app.Started()}}}
+		return []change{{kind: kind, target: &c, logData: lager.Data{"app_guid": guid, "started": app.Started()}}}, n
 	}
 	reason := "app-not-bound"
 	if w.bound[guid] {
@@ -115,7 +124,7 @@ func (r *Reconciler) planApp(w world, guid string) []change {
 	if files.Inactive != nil {
 		out = append(out, removal(guid, false, files.Inactive.Key, reason))
 	}
-	return out
+	return out, nil
 }
 
 func removal(guid string, started bool, key, reason string) change {

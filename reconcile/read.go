@@ -1,8 +1,8 @@
 package reconcile
 
 import (
+	"cmp"
 	"context"
-	"errors"
 	"fmt"
 	"maps"
 	"slices"
@@ -25,11 +25,15 @@ type world struct {
 	// those Cloud Controller is deleting.
 	live     map[string]cfapi.Binding
 	deleting map[string]bool
+	// records are the binding records as read, by binding guid. A record
+	// that vanished since the listing or cannot be parsed is not among them.
+	records map[string]record
 	// inFlight are the records CF does not list that are younger than the
-	// grace period, as read: binds in flight, or bindings the updater
-	// adopted that are gone. A record that vanished since the listing or
-	// cannot be parsed is not among them.
+	// grace period: binds in flight, or bindings the updater adopted that
+	// are gone.
 	inFlight map[string]store.Binding
+	// settings are the settings of each bound app's bindings, oldest first.
+	settings map[string][]targets.BindingSettings
 	// bound are the apps some binding names, by guid.
 	bound map[string]bool
 	// returned are the bound apps CF returns, by guid.
@@ -84,26 +88,21 @@ func (r *Reconciler) read(ctx context.Context, logger lager.Logger) (world, erro
 			w.live[b.GUID] = b
 		}
 	}
+	// Every record, for its bind parameters; and a young one unknown to the
+	// API is the only way to know the app of a bind in flight.
+	if w.records, err = r.readRecords(ctx, logger, contents.Bindings); err != nil {
+		return world{}, err
+	}
 	for bindingGUID, obj := range contents.Bindings {
 		if _, ok := w.live[bindingGUID]; ok || w.deleting[bindingGUID] || !w.young(obj, r.grace()) {
 			continue
 		}
-		// Young and unknown to the API: the record is the only way to know
-		// the app of a bind in flight.
-		record, err := bucket.ReadBinding(ctx, bindingGUID)
-		switch {
-		case errors.Is(err, store.ErrNotFound):
-			// Unbound since the listing; the next pass looks again.
-		case errors.Is(err, store.ErrUnreadableRecord):
-			// It names no app we could monitor; it goes once it is old.
-			logger.Error("unreadable-record", err, lager.Data{"binding_guid": bindingGUID})
-		case err != nil:
-			return world{}, fmt.Errorf("%w: reading a record: %w", ErrReconcile, err)
-		default:
+		if record, ok := w.records[bindingGUID]; ok {
 			w.inFlight[bindingGUID] = record.Binding
 		}
 	}
 	w.bound = boundApps(w.live, w.inFlight)
+	w.settings = boundSettings(w.live, w.inFlight, w.records)
 	w.returned, err = r.CF.Apps(ctx, slices.Sorted(maps.Keys(w.bound)))
 	if err != nil {
 		return world{}, fmt.Errorf("%w: reading apps from the CF API: %w", ErrReconcile, err)
@@ -125,4 +124,43 @@ func boundApps(live map[string]cfapi.Binding, inFlight map[string]store.Binding)
 		}
 	}
 	return bound
+}
+
+// boundSettings are the settings of each bound app's bindings, oldest
+// first: those CF lists, with their records' bind parameters (none for a
+// binding without a record), and the binds in flight.
+func boundSettings(live map[string]cfapi.Binding, inFlight map[string]store.Binding, records map[string]record) map[string][]targets.BindingSettings {
+	type dated struct {
+		targets.BindingSettings
+		created time.Time
+	}
+	byApp := map[string][]dated{}
+	add := func(app, binding string, created time.Time) {
+		d := dated{BindingSettings: targets.BindingSettings{BindingGUID: binding}, created: created}
+		if rec, ok := records[binding]; ok {
+			d.Settings = rec.Settings
+			if !rec.CreatedAt.IsZero() {
+				d.created = rec.CreatedAt
+			}
+		}
+		byApp[app] = append(byApp[app], d)
+	}
+	for guid, b := range live {
+		add(b.AppGUID, guid, b.CreatedAt)
+	}
+	for guid, b := range inFlight {
+		if b.Source != store.SourceReconcile {
+			add(b.AppGUID, guid, b.CreatedAt)
+		}
+	}
+	out := make(map[string][]targets.BindingSettings, len(byApp))
+	for app, bindings := range byApp {
+		slices.SortFunc(bindings, func(x, y dated) int {
+			return cmp.Or(x.created.Compare(y.created), cmp.Compare(x.BindingGUID, y.BindingGUID))
+		})
+		for _, d := range bindings {
+			out[app] = append(out[app], d.BindingSettings)
+		}
+	}
+	return out
 }

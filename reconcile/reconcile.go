@@ -53,6 +53,9 @@ type Reconciler struct {
 	// remembers the updater's writes from one run to the next.
 	bucketOnce sync.Once
 	bkt        *store.Bucket
+	// records are the binding records read so far, kept from one run to
+	// the next.
+	records recordCache
 }
 
 // Result counts what a run did.
@@ -65,6 +68,9 @@ type Result struct {
 	RecordsAdopted  int
 	RecordsRemoved  int
 	WritesConflicts int
+	// notes are what the last pass left out of target files: invalid
+	// settings and conflicts between bindings.
+	notes []note
 }
 
 func (r Result) changes() int {
@@ -93,6 +99,7 @@ func (r *Reconciler) Run(ctx context.Context) (Result, error) {
 		total.RecordsAdopted += res.RecordsAdopted
 		total.RecordsRemoved += res.RecordsRemoved
 		total.WritesConflicts += res.WritesConflicts
+		total.notes = res.notes
 		if err != nil || res.changes() == 0 {
 			break
 		}
@@ -100,6 +107,7 @@ func (r *Reconciler) Run(ctx context.Context) (Result, error) {
 			logger.Info("still-changing", lager.Data{"passes": pass})
 		}
 	}
+	logNotes(logger, total.notes)
 	if r.Metrics != nil {
 		r.Metrics.observe(total, err, r.now().Sub(start), r.now())
 	}
@@ -133,6 +141,7 @@ func (r *Reconciler) pass(ctx context.Context, logger lager.Logger, pass int) (R
 		TargetsWritten: applied[kindWriteTarget], TargetsDeleted: applied[kindDeleteTarget],
 		RecordsAdopted: applied[kindAdoptRecord], RecordsRemoved: applied[kindRemoveRecord],
 		WritesConflicts: applied[kindConflict],
+		notes:           p.notes,
 	}, err
 }
 

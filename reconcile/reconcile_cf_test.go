@@ -157,6 +157,36 @@ var _ = Describe("Reconciler against the CF API and S3", func() {
 		Expect(keys()).To(HaveLen(4), "two targets and two adopted records")
 	})
 
+	It("follows annotations: one changed on the app reaches the target file at the next reconcile, no rebind", func() {
+		Expect(cf.SetAnnotations(appA.GUID, map[string]string{
+			"prometheus.io/path": "/admin/metrics", "prometheus.io/scrape-interval": "30s", "prometheus.io/job": "shop",
+		})).To(Succeed())
+		run()
+		labels := groups("active/" + appA.GUID + ".json")[0].Labels
+		Expect(labels).To(HaveKeyWithValue("__metrics_path__", "/admin/metrics"))
+		Expect(labels).To(HaveKeyWithValue("__scrape_interval__", "30s"))
+		Expect(labels).To(HaveKeyWithValue("__scrape_timeout__", "10s"))
+		Expect(labels).To(HaveKeyWithValue("job", "shop"))
+
+		Expect(cf.SetAnnotations(appA.GUID, map[string]string{"prometheus.io/path": "", "prometheus.io/job": ""})).To(Succeed())
+		run()
+		labels = groups("active/" + appA.GUID + ".json")[0].Labels
+		Expect(labels).NotTo(HaveKey("__metrics_path__"))
+		Expect(labels).To(HaveKeyWithValue("job", "app-a"))
+		Expect(labels).To(HaveKeyWithValue("__scrape_interval__", "30s"))
+	})
+
+	It("scrapes the route on the annotated port", func() {
+		_, err := cf.AddRoute(fakecf.Route{Host: "admin-a", DomainGUID: domain.GUID,
+			Destinations: []fakecf.Destination{{AppGUID: appA.GUID, Port: 9090}}})
+		Expect(err).NotTo(HaveOccurred())
+		run()
+		Expect(groups("active/" + appA.GUID + ".json")[0].Targets).To(Equal([]string{"app-a.apps.example.com"}))
+		Expect(cf.SetAnnotations(appA.GUID, map[string]string{"prometheus.io/port": "9090"})).To(Succeed())
+		run()
+		Expect(groups("active/" + appA.GUID + ".json")[0].Targets).To(Equal([]string{"admin-a.apps.example.com"}))
+	})
+
 	It("follows scaling, including to 0", func() {
 		Expect(cf.Scale(appA.GUID, 3)).To(Succeed())
 		run()

@@ -158,13 +158,43 @@ var _ = Describe("Reconciler", func() {
 		st.ResetOps()
 	})
 
+	// warm runs once, so that the reconciler holds every record, and
+	// forgets the store operations it made.
+	warm := func() {
+		run()
+		st.ResetOps()
+	}
+
+	It("reads each record once, then only those whose ETag changed", func() {
+		run()
+		Expect(st.Ops()).To(Equal(map[string]int{"LIST": 3, "GET": 3}))
+		_, err := store.NewBucket(st).WriteBinding(ctx, store.Binding{BindingGUID: bindingGUIDn(2), AppGUID: appGUIDn(2),
+			PlanID: "plan", CreatedAt: time.Now(), Source: store.SourceBroker}, store.Condition{})
+		Expect(err).NotTo(HaveOccurred()) // a new record: a new ETag
+		st.ResetOps()
+		run()
+		Expect(st.Ops()).To(Equal(map[string]int{"LIST": 3, "GET": 1}))
+		st.ResetOps()
+		run()
+		Expect(st.Ops()).To(Equal(map[string]int{"LIST": 3}))
+	})
+
+	It("holds in memory only the records the store still lists", func() {
+		run()
+		Expect(reconcile.CachedRecords(rec)).To(Equal(3))
+		brokerUnbind(3, 3)
+		run()
+		Expect(reconcile.CachedRecords(rec)).To(Equal(2))
+	})
+
 	It("makes no GET, PUT or DELETE when nothing changed", func() {
+		warm()
 		res := run()
 		Expect(res.Passes).To(Equal(1))
 		Expect(res.Active).To(Equal(3))
 		Expect(st.Ops()).To(Equal(map[string]int{"LIST": 3}))
 		Expect(metricValue(reg, "cf_app_discovery_targets", "active")).To(Equal(3.0))
-		Expect(metricValue(reg, "cf_app_discovery_reconcile_runs_total", "success")).To(Equal(1.0))
+		Expect(metricValue(reg, "cf_app_discovery_reconcile_runs_total", "success")).To(Equal(2.0))
 	})
 
 	Context("when the store's ETags are not the MD5 of the content (SSE-KMS)", func() {
@@ -191,6 +221,7 @@ var _ = Describe("Reconciler", func() {
 	})
 
 	It("rewrites a scaled app, verifying with a second pass", func() {
+		warm()
 		cf.update(appGUIDn(1), func(a *targets.App) { a.Processes[0].Instances = 5 })
 		res := run()
 		Expect(res.TargetsWritten).To(Equal(1))

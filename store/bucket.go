@@ -276,6 +276,74 @@ func (b *Bucket) DeleteBinding(ctx context.Context, bindingGUID string) error {
 	return b.st.Delete(ctx, key)
 }
 
+// HasTarget reports whether the app has a target file, in either place.
+func (b *Bucket) HasTarget(ctx context.Context, appGUID string) (bool, error) {
+	for _, started := range []bool{true, false} {
+		key, err := TargetKey(appGUID, started)
+		if err != nil {
+			return false, err
+		}
+		_, _, err = b.st.Get(ctx, key)
+		if err == nil {
+			return true, nil
+		}
+		if !errors.Is(err, ErrNotFound) {
+			return false, err
+		}
+	}
+	return false, nil
+}
+
+// StoredInstance is an instance record as read, with its ETag.
+type StoredInstance struct {
+	Instance
+	ETag string
+}
+
+// ReadInstance reads an instance record. It gives an error wrapping
+// ErrNotFound when there is none, and one wrapping ErrUnreadableRecord when
+// the record cannot be parsed.
+func (b *Bucket) ReadInstance(ctx context.Context, instanceGUID string) (StoredInstance, error) {
+	key, err := InstanceKey(instanceGUID)
+	if err != nil {
+		return StoredInstance{}, err
+	}
+	data, etag, err := b.st.Get(ctx, key)
+	if err != nil {
+		return StoredInstance{}, err
+	}
+	record, err := UnmarshalInstance(data)
+	if err != nil {
+		return StoredInstance{}, fmt.Errorf("%s: %w: %w", key, ErrUnreadableRecord, err)
+	}
+	return StoredInstance{Instance: record, ETag: etag}, nil
+}
+
+// WriteInstance writes an instance record under cond (IfNoneMatch to
+// create it). A failed condition gives an error wrapping
+// ErrPreconditionFailed.
+func (b *Bucket) WriteInstance(ctx context.Context, record Instance, cond Condition) (etag string, err error) {
+	key, err := InstanceKey(record.InstanceGUID)
+	if err != nil {
+		return "", err
+	}
+	data, err := record.Marshal()
+	if err != nil {
+		return "", err
+	}
+	return b.st.Put(ctx, key, data, cond)
+}
+
+// DeleteInstance removes an instance record; a missing one is not an
+// error.
+func (b *Bucket) DeleteInstance(ctx context.Context, instanceGUID string) error {
+	key, err := InstanceKey(instanceGUID)
+	if err != nil {
+		return err
+	}
+	return b.st.Delete(ctx, key)
+}
+
 // holds reports whether the object listed at key with etag holds body: its
 // ETag is body's MD5, or it is this bucket's own last write of these bytes.
 func (b *Bucket) holds(key, etag string, body []byte) bool {

@@ -364,6 +364,73 @@ var _ = Describe("Bucket", func() {
 		)
 	})
 
+	Describe("instance records", func() {
+		record := store.Instance{InstanceGUID: storetest.GUID(7), ServiceID: "service", PlanID: "plan",
+			OrganizationGUID: storetest.GUID(8), SpaceGUID: storetest.GUID(9), Parameters: []byte(`{"a":1}`)}
+
+		It("writes a record under its instance's key, reads it back, and deletes it", func() {
+			etag, err := bucket.WriteInstance(ctx, record, store.Condition{IfNoneMatch: true})
+			Expect(err).NotTo(HaveOccurred())
+			Expect(mem.Keys()).To(Equal([]string{storetest.Key(store.InstancePrefix, 7)}))
+			got, err := bucket.ReadInstance(ctx, record.InstanceGUID)
+			Expect(err).NotTo(HaveOccurred())
+			Expect(got.ETag).To(Equal(etag))
+			Expect(got.SameAs(record)).To(BeTrue())
+			_, err = bucket.WriteInstance(ctx, record, store.Condition{IfNoneMatch: true})
+			Expect(err).To(MatchError(store.ErrPreconditionFailed))
+			Expect(bucket.DeleteInstance(ctx, record.InstanceGUID)).To(Succeed())
+			_, err = bucket.ReadInstance(ctx, record.InstanceGUID)
+			Expect(err).To(MatchError(store.ErrNotFound))
+			Expect(bucket.DeleteInstance(ctx, record.InstanceGUID)).To(Succeed())
+		})
+
+		It("reads a record it cannot parse as ErrUnreadableRecord", func() {
+			mem.PutRaw(storetest.Key(store.InstancePrefix, 7), []byte(`{"instance_guid":"../x"}`))
+			_, err := bucket.ReadInstance(ctx, record.InstanceGUID)
+			Expect(err).To(MatchError(store.ErrUnreadableRecord))
+		})
+
+		DescribeTable("SameAs: every attribute but the time counts",
+			func(change func(*store.Instance), same bool) {
+				other := record
+				change(&other)
+				Expect(record.SameAs(other)).To(Equal(same))
+			},
+			Entry("the time", func(i *store.Instance) { i.CreatedAt = time.Unix(1, 0) }, true),
+			Entry("parameters reordered and respaced", func(i *store.Instance) { i.Parameters = []byte(` { "a" : 1 } `) }, true),
+			Entry("the service", func(i *store.Instance) { i.ServiceID = "other" }, false),
+			Entry("the plan", func(i *store.Instance) { i.PlanID = "other" }, false),
+			Entry("the org", func(i *store.Instance) { i.OrganizationGUID = storetest.GUID(10) }, false),
+			Entry("the space", func(i *store.Instance) { i.SpaceGUID = storetest.GUID(10) }, false),
+			Entry("the parameters", func(i *store.Instance) { i.Parameters = []byte(`{"a":2}`) }, false),
+		)
+	})
+
+	DescribeTable("SameParameters",
+		func(a, b string, same bool) {
+			Expect(store.SameParameters([]byte(a), []byte(b))).To(Equal(same))
+		},
+		Entry("none and null", ``, `null`, true),
+		Entry("none and an empty object", ``, `{}`, true),
+		Entry("keys in another order", `{"a":1,"b":{"c":"d","e":[1,2]}}`, `{"b":{"e":[1,2],"c":"d"},"a":1}`, true),
+		Entry("another value", `{"a":1}`, `{"a":2}`, false),
+		Entry("another key", `{"a":1}`, `{"b":1}`, false),
+		Entry("a key more", `{"a":1}`, `{"a":1,"b":1}`, false),
+		Entry("some and none", `{"a":1}`, ``, false),
+		Entry("a number written otherwise", `{"a":1}`, `{"a":1.0}`, false),
+	)
+
+	DescribeTable("HasTarget",
+		func(where string, has bool) {
+			seed(where, "x")
+			Expect(bucket.HasTarget(ctx, app)).To(Equal(has))
+		},
+		Entry("in active/", inActive, true),
+		Entry("in inactive/", inInactive, true),
+		Entry("in both", inBoth, true),
+		Entry("in neither", inNone, false),
+	)
+
 	It("refuses every GUID that is not one, before it reaches the store", func() {
 		bad := "../" + app
 		_, err := bucket.ReadBinding(ctx, bad)
@@ -371,6 +438,13 @@ var _ = Describe("Bucket", func() {
 		_, err = bucket.WriteBinding(ctx, store.Binding{BindingGUID: bad, AppGUID: app}, store.Condition{})
 		Expect(err).To(MatchError(scrape.ErrInvalidGUID))
 		Expect(bucket.DeleteBinding(ctx, bad)).To(MatchError(scrape.ErrInvalidGUID))
+		_, err = bucket.ReadInstance(ctx, bad)
+		Expect(err).To(MatchError(scrape.ErrInvalidGUID))
+		_, err = bucket.WriteInstance(ctx, store.Instance{InstanceGUID: bad}, store.Condition{})
+		Expect(err).To(MatchError(scrape.ErrInvalidGUID))
+		Expect(bucket.DeleteInstance(ctx, bad)).To(MatchError(scrape.ErrInvalidGUID))
+		_, err = bucket.HasTarget(ctx, bad)
+		Expect(err).To(MatchError(scrape.ErrInvalidGUID))
 		Expect(bucket.PutTarget(ctx, store.Target{AppGUID: bad})).To(MatchError(scrape.ErrInvalidGUID))
 		Expect(bucket.RemoveTargets(ctx, bad)).To(MatchError(scrape.ErrInvalidGUID))
 		change, _ := bucket.PlanTarget(store.Target{AppGUID: bad}, store.TargetFiles{})

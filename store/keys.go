@@ -14,6 +14,7 @@ const (
 	ActivePrefix   = "active/"
 	InactivePrefix = "inactive/"
 	BindingPrefix  = "bindings/"
+	InstancePrefix = "instances/"
 	keySuffix      = ".json"
 )
 
@@ -21,7 +22,7 @@ const (
 // Every key of the bucket is built in this file, and a key of another shape
 // reaches no store: a new kind of object gets its prefix here, or, for a
 // single object such as a lease, its fixed key beside them.
-var guidPrefixes = []string{ActivePrefix, InactivePrefix, BindingPrefix}
+var guidPrefixes = []string{ActivePrefix, InactivePrefix, BindingPrefix, InstancePrefix}
 
 // LeaseKey is the key of the target updater's lease: one object, written
 // only with conditions, that says which updater instance reconciles.
@@ -45,6 +46,11 @@ func BindingKey(bindingGUID string) (string, error) {
 	return guidKey(BindingPrefix, "binding guid", bindingGUID)
 }
 
+// InstanceKey is the key of a service instance record.
+func InstanceKey(instanceGUID string) (string, error) {
+	return guidKey(InstancePrefix, "instance guid", instanceGUID)
+}
+
 func guidKey(prefix, what, guid string) (string, error) {
 	if err := scrape.CheckGUID(what, guid); err != nil {
 		return "", err
@@ -52,9 +58,10 @@ func guidKey(prefix, what, guid string) (string, error) {
 	return prefix + guid + keySuffix, nil
 }
 
-// ParseKey splits a key built by TargetKey or BindingKey into its prefix and
-// GUID. Keys of any other shape give an error wrapping ErrInvalidKey; stores
-// use it to refuse keys that were not built from validated GUIDs.
+// ParseKey splits a key built by TargetKey, BindingKey or InstanceKey into
+// its prefix and GUID. Keys of any other shape give an error wrapping
+// ErrInvalidKey; stores use it to refuse keys that were not built from
+// validated GUIDs.
 func ParseKey(key string) (prefix, guid string, err error) {
 	for _, p := range guidPrefixes {
 		rest, ok := strings.CutPrefix(key, p)

@@ -29,6 +29,19 @@ var _ = Describe("keys", func() {
 		Expect(err).To(MatchError(scrape.ErrInvalidGUID))
 		_, err = store.BindingKey("x")
 		Expect(err).To(MatchError(scrape.ErrInvalidGUID))
+		_, err = store.InstanceKey("x")
+		Expect(err).To(MatchError(scrape.ErrInvalidGUID))
+	})
+
+	It("builds instance keys and parses them back", func() {
+		key, err := store.InstanceKey(appGUID)
+		Expect(err).NotTo(HaveOccurred())
+		Expect(key).To(Equal("instances/" + appGUID + ".json"))
+		prefix, guid, err := store.ParseKey(key)
+		Expect(err).NotTo(HaveOccurred())
+		Expect(prefix).To(Equal(store.InstancePrefix))
+		Expect(guid).To(Equal(appGUID))
+		Expect(store.ValidPrefix(store.InstancePrefix)).To(BeTrue())
 	})
 
 	DescribeTable("ParseKey refuses other shapes",

@@ -48,7 +48,15 @@ type Route struct {
 	Path     string
 	Protocol string // "http1", "http2" or "tcp"
 	Internal bool   // the route's domain is an internal (container-to-container) domain
+	// Port is the port of the route's destination on the app's web
+	// process; 0 means CF's default, DefaultPort. A route whose
+	// destinations on the process use several ports is listed once per
+	// port.
+	Port int
 }
+
+// DefaultPort is the port of a route destination that names none.
+const DefaultPort = 8080
 
 // Started reports whether the app's target file belongs in active/.
 func (a App) Started() bool {

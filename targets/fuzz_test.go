@@ -3,10 +3,13 @@ package targets_test
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"strconv"
 	"strings"
 	"testing"
 	"unicode/utf8"
+
+	"github.com/prometheus/common/model"
 
 	"github.com/alphagov/cf-app-discovery/targets"
 )
@@ -48,6 +51,66 @@ func FuzzRender(f *testing.F) {
 			}
 			if utf8.ValidString(name) && labels["job"] != strings.TrimSuffix(name, "-venerable") {
 				t.Fatalf("job %q for name %q", labels["job"], name)
+			}
+		}
+	})
+}
+
+// FuzzParseParameters parses arbitrary bind parameters and checks what an
+// accepted one does to the target groups: every label name is one
+// Prometheus accepts, the labels the renderer writes for the scrape
+// contract (instance, org, space, __param_*) are never replaced, and the
+// scrape interval and timeout come together with the timeout at most the
+// interval. A refused one gives a *ParametersError.
+func FuzzParseParameters(f *testing.F) {
+	f.Add([]byte(`{"path":"/admin/metrics","port":9090,"scrape_interval":"30s","scrape_timeout":"10s","job":"shop","labels":{"team":"payments"}}`))
+	f.Add([]byte(`{"scrape_timeout":"90s"}`))
+	f.Add([]byte(`{"labels":{"_":"","instance":"x","__param_cf_app_guid":"y"}}`))
+	f.Add([]byte(`{"port":8080.0,"path":"/"}`))
+	f.Add([]byte(`null`))
+	f.Add([]byte(`[1,{"a":2}]`))
+	app := targets.App{
+		GUID: "6b5f1a2e-0c3d-4e5f-8a9b-0c1d2e3f4a5b", Name: "my-app", State: "STARTED",
+		Processes: []targets.Process{{GUID: "00000000-0000-4000-8000-000000000001", Instances: 2}},
+		Org:       "org", Space: "space",
+		Routes: []targets.Route{{Host: "a", Domain: "example.com", Protocol: "http1", Port: 8080}, {Host: "b", Domain: "example.com", Protocol: "http1", Port: 9090}},
+	}
+	base := targets.Groups(app, "paas.example")
+	f.Fuzz(func(t *testing.T, raw []byte) {
+		settings, err := targets.ParseParameters(raw)
+		if err != nil {
+			var perr *targets.ParametersError
+			if !errors.As(err, &perr) || len(perr.Invalid) == 0 {
+				t.Fatalf("refused without naming a parameter: %v", err)
+			}
+			return
+		}
+		groups := targets.GroupsWith(app, targets.Options{PaaSDomain: "paas.example", Settings: settings})
+		if len(groups) != len(base) {
+			t.Fatalf("%d groups, want %d", len(groups), len(base))
+		}
+		for i, g := range groups {
+			for name := range g.Labels {
+				if !model.LegacyValidation.IsValidLabelName(name) {
+					t.Fatalf("label name %q is not one Prometheus accepts", name)
+				}
+			}
+			for name, value := range base[i].Labels {
+				if name != "job" && name != "__metrics_path__" && g.Labels[name] != value {
+					t.Fatalf("label %s is %q, want %q", name, g.Labels[name], value)
+				}
+			}
+			interval, hasInterval := g.Labels["__scrape_interval__"]
+			timeout, hasTimeout := g.Labels["__scrape_timeout__"]
+			if hasInterval != hasTimeout {
+				t.Fatalf("scrape interval %q without timeout %q, or the reverse", interval, timeout)
+			}
+			if hasInterval {
+				i, ierr := model.ParseDuration(interval)
+				to, terr := model.ParseDuration(timeout)
+				if ierr != nil || terr != nil || to > i {
+					t.Fatalf("scrape interval %q and timeout %q", interval, timeout)
+				}
 			}
 		}
 	})

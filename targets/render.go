@@ -3,6 +3,8 @@ package targets
 import (
 	"bytes"
 	"encoding/json"
+	"slices"
+	"strconv"
 	"strings"
 
 	"github.com/alphagov/cf-app-discovery/scrape"
@@ -41,6 +43,80 @@ func ChooseRoute(routes []Route) (r Route, ok bool) {
 	return r, ok
 }
 
+// chooseRoute is ChooseRoute among the routes that serve port (any route
+// when port is 0). With no such route it falls back to ChooseRoute: Resolve
+// reports a port no route serves.
+func chooseRoute(routes []Route, port int) (Route, bool) {
+	if port != 0 {
+		if r, ok := ChooseRoute(routesOnPort(routes, port)); ok {
+			return r, true
+		}
+	}
+	return ChooseRoute(routes)
+}
+
+// routeID tells the routes of a CF API listing apart: CF keeps host,
+// domain and path unique among HTTP routes.
+type routeID struct{ host, domain, path string }
+
+// routesOnPort returns the usable routes whose destinations on the app's
+// web process all have port. A route with destinations on several ports
+// is balanced among them by the router, so it serves none alone.
+func routesOnPort(routes []Route, port int) []Route {
+	ports := map[routeID]map[int]bool{}
+	for _, r := range routes {
+		id := routeID{r.Host, r.Domain, r.Path}
+		if ports[id] == nil {
+			ports[id] = map[int]bool{}
+		}
+		ports[id][r.port()] = true
+	}
+	var out []Route
+	for _, r := range routes {
+		if usable(r) && r.port() == port && len(ports[routeID{r.Host, r.Domain, r.Path}]) == 1 {
+			out = append(out, r)
+		}
+	}
+	return out
+}
+
+func servesPort(routes []Route, port int) bool {
+	return len(routesOnPort(routes, port)) > 0
+}
+
+// portNotServed is the reason given for a port no route serves.
+func portNotServed(routes []Route) string {
+	var ports []int
+	for _, r := range routes {
+		if usable(r) && !slices.Contains(ports, r.port()) {
+			ports = append(ports, r.port())
+		}
+	}
+	slices.Sort(ports)
+	reached := "the app has no HTTP route"
+	if len(ports) > 0 {
+		reached = "the app's HTTP routes reach port " + joinPorts(ports)
+	}
+	return "no route of the app reaches that port alone on its web process (" + reached +
+		"; a route with destinations on several ports reaches none of them alone): " +
+		"map a route to a destination with that port, or leave the port unset"
+}
+
+func joinPorts(ports []int) string {
+	out := make([]string, len(ports))
+	for i, p := range ports {
+		out[i] = strconv.Itoa(p)
+	}
+	return strings.Join(out, ", ")
+}
+
+func (r Route) port() int {
+	if r.Port == 0 {
+		return DefaultPort
+	}
+	return r.Port
+}
+
 func usable(r Route) bool {
 	return !r.Internal && r.Protocol != "tcp" && r.Domain != ""
 }
@@ -69,12 +145,26 @@ func MetricsPath(path string) string {
 	}
 }
 
-// Groups returns the target groups of app: one per instance index of its web
-// processes. paasDomain is used to guess a route for an app without a usable one.
+// Options are what an app's target groups depend on besides the app.
+type Options struct {
+	// PaaSDomain is used to guess a route for an app without a usable one.
+	PaaSDomain string
+	// Settings are the tenant's settings for the app, as Resolve gives
+	// them.
+	Settings Settings
+}
+
+// Groups returns the target groups of app without tenant settings.
 func Groups(app App, paasDomain string) []TargetGroup {
-	route, ok := ChooseRoute(app.Routes)
+	return GroupsWith(app, Options{PaaSDomain: paasDomain})
+}
+
+// GroupsWith returns the target groups of app: one per instance index of
+// its web processes, with o's settings applied.
+func GroupsWith(app App, o Options) []TargetGroup {
+	route, ok := chooseRoute(app.Routes, o.Settings.Port)
 	if !ok {
-		route = Route{Host: app.Name, Domain: paasDomain}
+		route = Route{Host: app.Name, Domain: o.PaaSDomain}
 	}
 	address := route.Address()
 	metricsPath := MetricsPath(route.Path)
@@ -91,18 +181,31 @@ func Groups(app App, paasDomain string) []TargetGroup {
 		}
 		groups = append(groups, TargetGroup{Targets: []string{address}, Labels: labels})
 	}
+	applySettings(groups, o.Settings)
 	return groups
 }
 
-// Render returns the bytes of app's target file. Equal inputs give equal
-// bytes: labels are written in sorted order, indented as the Ruby service's
-// files were, with a trailing newline.
+// applySettings writes a tenant's settings into every group.
+func applySettings(groups []TargetGroup, s Settings) {
+	for _, g := range groups {
+		s.apply(g.Labels)
+	}
+}
+
+// Render returns the bytes of app's target file without tenant settings.
 func Render(app App, paasDomain string) []byte {
+	return RenderWith(app, Options{PaaSDomain: paasDomain})
+}
+
+// RenderWith returns the bytes of app's target file. Equal inputs give
+// equal bytes: labels are written in sorted order, indented as the Ruby
+// service's files were, with a trailing newline.
+func RenderWith(app App, o Options) []byte {
 	var buf bytes.Buffer
 	enc := json.NewEncoder(&buf)
 	enc.SetEscapeHTML(false)
 	enc.SetIndent("", "  ")
 	// Encoding plain strings, slices and string maps cannot fail.
-	_ = enc.Encode(Groups(app, paasDomain))
+	_ = enc.Encode(GroupsWith(app, o))
 	return buf.Bytes()
 }

@@ -155,7 +155,7 @@ cf-app-discovery demo is running (logs: %s)
   %s
 
 Provision (cf create-service):
-  %s -X PUT '%s' -d '{"service_id":"%s","plan_id":"%s"}'
+  %s -X PUT '%s' -d '{"service_id":"%s","plan_id":"%s","organization_guid":"%s","space_guid":"%s"}'
 
 Bind the shop app (cf bind-service shop my-prom):
   %s -X PUT '%s/service_bindings/%s' -d '{"service_id":"%s","plan_id":"%s","bind_resource":{"app_guid":"%s"}}'
@@ -170,7 +170,7 @@ Unbind (cf unbind-service shop my-prom):
 Ctrl-C stops everything.
 `, filepath.Join(dir, "demo.log"), cfURL, shop.GUID, search.GUID, worker.GUID, brokerAddr, updaterAddr, proxyAddr, ccAddr,
 		targetsPath, promNote,
-		osb, instanceURL, serviceID, planID,
+		osb, instanceURL, serviceID, planID, org.GUID, space.GUID,
 		osb, instanceURL, bindingID, serviceID, planID, shop.GUID,
 		targetsPath, shop.GUID, proxyAddr, appsDomain, shop.GUID, shop.GUID,
 		osb, instanceURL, bindingID, serviceID, planID)

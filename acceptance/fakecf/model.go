@@ -32,6 +32,8 @@ type App struct {
 	SpaceGUID string
 	Instances int
 	CreatedAt time.Time
+	// Annotations are the app's metadata annotations (cf set-annotation).
+	Annotations map[string]string
 }
 
 // Domain is a shared domain. Internal domains carry container-to-container
@@ -69,6 +71,7 @@ type Destination struct {
 	GUID        string // derived when empty
 	AppGUID     string
 	ProcessType string // "web" when empty
+	Port        int    // 8080 when 0
 }
 
 // ServicePlan is a plan of a broker's service offering.

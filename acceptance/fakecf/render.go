@@ -80,6 +80,13 @@ func renderSpace(base string, sp Space) []byte {
 	})
 }
 
+func appMetadata(a App) metadata {
+	if len(a.Annotations) == 0 {
+		return emptyMetadata
+	}
+	return metadata{Labels: map[string]string{}, Annotations: a.Annotations}
+}
+
 func renderApp(base string, a App) []byte {
 	self := base + "/v3/apps/" + a.GUID
 	return mustJSON(map[string]any{
@@ -89,7 +96,7 @@ func renderApp(base string, a App) []byte {
 			"buildpacks": []string{"go_buildpack"}, "stack": "cflinuxfs4",
 		}},
 		"relationships": map[string]any{"space": one(a.SpaceGUID)},
-		"metadata":      emptyMetadata,
+		"metadata":      appMetadata(a),
 		"links": map[string]link{
 			"self": {Href: self}, "space": {Href: base + "/v3/spaces/" + a.SpaceGUID},
 			"processes": {Href: self + "/processes"}, "packages": {Href: self + "/packages"},
@@ -182,7 +189,7 @@ func renderRoute(base string, r Route, domain string) []byte {
 		dj.GUID = d.GUID
 		dj.App.GUID = d.AppGUID
 		dj.App.Process.Type = d.ProcessType
-		dj.Port = 8080
+		dj.Port = cmp.Or(d.Port, 8080)
 		dj.Protocol = r.Protocol
 		dests = append(dests, dj)
 	}

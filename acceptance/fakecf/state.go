@@ -5,6 +5,7 @@ import (
 	"crypto/sha1"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"time"
 )
@@ -360,6 +361,26 @@ func (s *Server) RestartApp(appGUID string) error {
 	return s.updateApp(appGUID, EventRestart, func(a *App) map[string]any {
 		a.State = Started
 		return nil
+	})
+}
+
+// SetAnnotations sets an app's annotations as a PATCH of its metadata does, an
+// empty value removing one (audit.app.update).
+func (s *Server) SetAnnotations(appGUID string, annotations map[string]string) error {
+	return s.updateApp(appGUID, EventUpdate, func(a *App) map[string]any {
+		merged := maps.Clone(a.Annotations)
+		if merged == nil {
+			merged = map[string]string{}
+		}
+		for k, v := range annotations {
+			if v == "" {
+				delete(merged, k)
+			} else {
+				merged[k] = v
+			}
+		}
+		a.Annotations = merged
+		return map[string]any{"request": map[string]any{"metadata": map[string]any{"annotations": annotations}}}
 	})
 }
 

@@ -1,0 +1,107 @@
+package reconcile
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+
+	"code.cloudfoundry.org/lager/v3"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/alphagov/cf-app-discovery/store"
+	"github.com/alphagov/cf-app-discovery/targets"
+)
+
+// record is a binding record as a pass knows it: parsed, with the settings
+// of its bind parameters.
+type record struct {
+	store.Binding
+	Settings targets.Settings
+}
+
+// recordCache keeps the binding records the reconciler read, by binding
+// guid, with the ETag they were listed with. A pass reads a record only
+// when its listing shows another ETag, so that a run in which nothing
+// changed reads no record: it only lists.
+type recordCache struct {
+	mu     sync.Mutex
+	byGUID map[string]cachedRecord
+}
+
+type cachedRecord struct {
+	etag   string
+	record record
+	// unreadable says the record could not be parsed: it names no app.
+	unreadable bool
+}
+
+// readRecords returns the readable records among those listed, reading
+// those it does not hold at their listed ETag, Workers at a time. A record
+// removed since the listing is left out; one that cannot be parsed is left
+// out and logged when it is read.
+func (r *Reconciler) readRecords(ctx context.Context, logger lager.Logger, listed map[string]store.Object) (map[string]record, error) {
+	c := &r.records
+	c.mu.Lock()
+	if c.byGUID == nil {
+		c.byGUID = map[string]cachedRecord{}
+	}
+	var stale []string
+	for guid, obj := range listed {
+		if cached, ok := c.byGUID[guid]; !ok || cached.etag != obj.ETag || obj.ETag == "" {
+			stale = append(stale, guid)
+		}
+	}
+	for guid := range c.byGUID {
+		if _, ok := listed[guid]; !ok {
+			delete(c.byGUID, guid)
+		}
+	}
+	c.mu.Unlock()
+
+	var g errgroup.Group
+	g.SetLimit(max(r.Workers, 1))
+	for _, guid := range stale {
+		g.Go(func() error {
+			stored, err := r.bucket().ReadBinding(ctx, guid)
+			entry := cachedRecord{etag: listed[guid].ETag}
+			switch {
+			case errors.Is(err, store.ErrNotFound):
+				// Unbound since the listing; the next pass looks again.
+				c.mu.Lock()
+				delete(c.byGUID, guid)
+				c.mu.Unlock()
+				return nil
+			case errors.Is(err, store.ErrUnreadableRecord):
+				logger.Error("unreadable-record", err, lager.Data{"binding_guid": guid})
+				entry.unreadable = true
+			case err != nil:
+				return fmt.Errorf("%w: reading a record: %w", ErrReconcile, err)
+			default:
+				entry.record.Binding = stored.Binding
+				entry.record.Settings, err = targets.ParseParameters(stored.Parameters)
+				if err != nil {
+					// Written before a rule changed, or by hand: the binding
+					// keeps being monitored, without settings.
+					logger.Info("stored-parameters-invalid", lager.Data{"binding_guid": guid, "app_guid": stored.AppGUID})
+				}
+			}
+			c.mu.Lock()
+			c.byGUID[guid] = entry
+			c.mu.Unlock()
+			return nil
+		})
+	}
+	if err := g.Wait(); err != nil {
+		return nil, err
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	out := make(map[string]record, len(listed))
+	for guid := range listed {
+		if cached, ok := c.byGUID[guid]; ok && !cached.unreadable {
+			out[guid] = cached.record
+		}
+	}
+	return out, nil
+}
