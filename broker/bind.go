@@ -151,7 +151,7 @@ func (b *Broker) writeTargetOrFail(ctx context.Context, logger lager.Logger, app
 	for _, i := range ignored {
 		logger.Info("setting-ignored", lager.Data{"key": i.Key, "reason": i.Reason})
 	}
-	body := targets.RenderWith(app, targets.Options{PaaSDomain: b.paasDomain, Settings: settings})
+	body := targets.RenderWith(app, targets.Options{PaaSDomain: b.paasDomain, Settings: settings, Addressing: b.addressing})
 	t := store.Target{AppGUID: app.GUID, Started: app.Started(), Body: body}
 	if err := b.bucket.PutTarget(ctx, t); err != nil {
 		logger.Error("write-target-failed", err)

@@ -48,6 +48,7 @@ type Broker struct {
 	apps       AppLookup
 	bindings   BindingLookup
 	paasDomain string
+	addressing targets.Addressing
 	// monitoringUser names the CF user tenants must grant Space Auditor to.
 	monitoringUser string
 	// grantCommand is the cf command that grants it, with placeholders.
@@ -75,6 +76,8 @@ type Options struct {
 	Now func() time.Time
 	// Registerer takes the operations metrics; none are registered when nil.
 	Registerer prometheus.Registerer
+	// Addressing is how target files name an app's instances.
+	Addressing targets.Addressing
 }
 
 // New returns a broker. It registers its metrics on o.Registerer, so it
@@ -89,7 +92,7 @@ func New(o Options) *Broker {
 		logger = lager.NewLogger("broker")
 	}
 	return &Broker{catalog: o.Catalog, bucket: store.NewBucket(o.Store), apps: o.Apps, bindings: o.Bindings,
-		paasDomain: o.PaaSDomain, monitoringUser: o.MonitoringUser,
+		paasDomain: o.PaaSDomain, addressing: o.Addressing, monitoringUser: o.MonitoringUser,
 		grantCommand: grantCommand(o.MonitoringUser, o.MonitoringClient), logger: logger, now: now,
 		metrics: newMetrics(o.Registerer)}
 }

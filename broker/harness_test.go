@@ -76,6 +76,8 @@ type harness struct {
 	headers map[string]string
 	// apps, when set before serve, replaces cf as the broker's AppLookup.
 	apps broker.AppLookup
+	// addressing, set before serve, is the broker's Addressing.
+	addressing targets.Addressing
 }
 
 // newHarness arranges the collaborators; serve starts the broker on them,
@@ -107,7 +109,7 @@ func (h *harness) serve() *harness {
 	b := broker.New(broker.Options{
 		Catalog: broker.Catalog{ServiceID: serviceID, ServiceName: "gds-prometheus", PlanID: planID, PlanName: "prometheus"},
 		Store:   h.st, Apps: apps, Bindings: h.cf, PaaSDomain: paasDomain, MonitoringUser: monitoringUser,
-		Logger: logger, Registerer: h.reg,
+		Logger: logger, Registerer: h.reg, Addressing: h.addressing,
 	})
 	h.server = httptest.NewServer(broker.NewHandler(b, logger, broker.Credentials{Username: brokerUser, Password: brokerPass}, h.reg, h.reg))
 	DeferCleanup(h.server.Close)

@@ -46,6 +46,12 @@ func newRetrying(c Config, attempts *http.Client, timeout time.Duration) *retryi
 // get GETs url and hands the body of a 200 answer to decode. endpoint
 // names the URL in errors.
 func (r *retrying) get(ctx context.Context, url, endpoint string, decode func(io.Reader) error) error {
+	return r.answer(ctx, url, endpoint, func(resp *http.Response) error { return decode(resp.Body) })
+}
+
+// answer GETs url as get does and hands the whole 200 answer to use, for a
+// caller that needs its headers.
+func (r *retrying) answer(ctx context.Context, url, endpoint string, use func(*http.Response) error) error {
 	ctx, cancel := context.WithTimeout(ctx, r.timeout)
 	defer cancel()
 	req, err := retryablehttp.NewRequestWithContext(ctx, http.MethodGet, url, nil)
@@ -65,7 +71,7 @@ func (r *retrying) get(ctx context.Context, url, endpoint string, decode func(io
 	if resp.StatusCode != http.StatusOK {
 		return newStatusError(resp, endpoint)
 	}
-	if err := decode(resp.Body); err != nil {
+	if err := use(resp); err != nil {
 		if errors.Is(err, ErrUnavailable) {
 			return err
 		}

@@ -111,6 +111,7 @@ func registered() map[string]*metric {
 			httpsd.NewHandler(httpsd.NewView(httpsd.ViewOptions{Store: st, Registerer: reg}), httpsd.Credentials{}, reg)
 		} else {
 			reconcile.NewMetrics(reg)
+			reconcile.NewWatchMetrics(reg, &reconcile.Watch{})
 			lease.NewMetrics(reg)
 		}
 	}

@@ -33,13 +33,7 @@ var (
 // pendingMetrics are metrics the mixin already uses that other branches are
 // adding to the programs, with the branch: docs/metrics.md does not list
 // them yet. Once it lists one, a spec fails until it is removed from here.
-var pendingMetrics = map[string]string{
-	"cf_app_discovery_watch_apps_refreshed_total":                "watch",
-	"cf_app_discovery_watch_cursor_lag_seconds":                  "watch",
-	"cf_app_discovery_watch_events_total":                        "watch",
-	"cf_app_discovery_watch_oldest_unwritten_change_age_seconds": "watch",
-	"cf_app_discovery_watch_runs_total":                          "watch",
-}
+var pendingMetrics = map[string]string{}
 
 // prometheusSeries are the series Prometheus itself writes for every
 // target it scrapes, which the mixin may name too.

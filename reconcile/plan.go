@@ -66,8 +66,12 @@ func (r *Reconciler) plan(w world, guids []string) plan {
 // planRecords adopts the bindings CF lists without a record, and removes
 // the records of bindings CF no longer lists once they are past the grace
 // period: until then the record may be a bind in flight. The records of
-// bindings Cloud Controller is deleting are the broker's to remove.
+// bindings Cloud Controller is deleting are the broker's to remove. A pass
+// that read the bindings of some apps only decides nothing about records.
 func (r *Reconciler) planRecords(w world) []change {
+	if w.partial {
+		return nil
+	}
 	var out []change
 	for bindingGUID, obj := range w.bucket.Bindings {
 		_, live := w.live[bindingGUID]
@@ -101,7 +105,7 @@ func (r *Reconciler) planApp(w world, guid string) ([]change, *note) {
 	files := w.bucket.TargetFiles(guid)
 	if app, ok := w.keeps(guid); ok {
 		settings, n := w.settingsOf(app)
-		body := targets.RenderWith(app, targets.Options{PaaSDomain: r.PaaSDomain, Settings: settings})
+		body := targets.RenderWith(app, targets.Options{PaaSDomain: r.PaaSDomain, Settings: settings, Addressing: r.Addressing})
 		t := store.Target{AppGUID: guid, Started: app.Started(), Body: body}
 		c, ok := r.bucket().PlanTarget(t, files)
 		if !ok {

@@ -38,6 +38,20 @@ type world struct {
 	bound map[string]bool
 	// returned are the bound apps CF returns, by guid.
 	returned map[string]targets.App
+	// partial is set when live holds the bindings of some apps only: it
+	// then says nothing of the other records.
+	partial bool
+}
+
+// boundAmong counts the bound apps among guids.
+func (w world) boundAmong(guids []string) int {
+	n := 0
+	for _, g := range guids {
+		if w.bound[g] {
+			n++
+		}
+	}
+	return n
 }
 
 // apps are the guids of every app the pass saw bound or with a target
@@ -65,20 +79,37 @@ func (w world) young(record store.Object, grace time.Duration) bool {
 	return w.now.Sub(record.LastModified) <= grace
 }
 
-// read reads the store, then CF: the bindings, the records of binds in
-// flight, then the bound apps. It changes nothing.
-func (r *Reconciler) read(ctx context.Context, logger lager.Logger) (world, error) {
+// maxTargetReads is how many apps a pass over some apps reads the target
+// files of one by one; for more, it lists the bucket.
+const maxTargetReads = 50
+
+// read reads the store, then CF: the bindings, the records (for their bind
+// parameters, and for the binds in flight), then the bound apps, in bulk.
+// It changes nothing.
+//
+// A pass over a subset of apps reads less: their target files alone (for a
+// few apps), their bindings alone and those bindings' records; it lists the
+// records only when one of the apps has a target file and no binding CF
+// lists (an unbind, or a bind in flight, which only a young record tells
+// apart); it looks up only the apps among them that are bound.
+func (r *Reconciler) read(ctx context.Context, logger lager.Logger, subset []string) (world, error) {
 	bucket := r.bucket()
-	contents, err := bucket.List(ctx)
+	var contents store.Contents
+	var err error
+	if subset == nil || len(subset) > maxTargetReads {
+		contents, err = bucket.List(ctx)
+	} else {
+		contents, err = bucket.ListTargets(ctx, subset)
+	}
 	if err != nil {
 		return world{}, fmt.Errorf("%w: %w", ErrReconcile, err)
 	}
-	apiBindings, err := r.CF.PlanBindings(ctx)
+	apiBindings, err := r.bindings(ctx, subset)
 	if err != nil {
 		return world{}, fmt.Errorf("%w: listing bindings in the CF API: %w", ErrReconcile, err)
 	}
 	w := world{now: r.now(), bucket: contents, live: map[string]cfapi.Binding{}, deleting: map[string]bool{},
-		inFlight: map[string]store.Binding{}}
+		inFlight: map[string]store.Binding{}, partial: subset != nil}
 	for _, b := range apiBindings {
 		switch {
 		case !scrape.ValidGUID(b.GUID) || !scrape.ValidGUID(b.AppGUID):
@@ -88,12 +119,23 @@ func (r *Reconciler) read(ctx context.Context, logger lager.Logger) (world, erro
 			w.live[b.GUID] = b
 		}
 	}
+	if w.bucket.Bindings == nil && w.filesWithoutLiveBinding(subset) {
+		if w.bucket.Bindings, err = bucket.ListBindings(ctx); err != nil {
+			return world{}, fmt.Errorf("%w: %w", ErrReconcile, err)
+		}
+	}
 	// Every record, for its bind parameters; and a young one unknown to the
-	// API is the only way to know the app of a bind in flight.
-	if w.records, err = r.readRecords(ctx, logger, contents.Bindings); err != nil {
+	// API is the only way to know the app of a bind in flight. Without a
+	// listing, the records of the bindings CF lists.
+	if w.bucket.Bindings != nil {
+		w.records, err = r.readRecords(ctx, logger, w.bucket.Bindings)
+	} else {
+		w.records, err = r.readSomeRecords(ctx, logger, slices.Sorted(maps.Keys(w.live)))
+	}
+	if err != nil {
 		return world{}, err
 	}
-	for bindingGUID, obj := range contents.Bindings {
+	for bindingGUID, obj := range w.bucket.Bindings {
 		if _, ok := w.live[bindingGUID]; ok || w.deleting[bindingGUID] || !w.young(obj, r.grace()) {
 			continue
 		}
@@ -103,11 +145,55 @@ func (r *Reconciler) read(ctx context.Context, logger lager.Logger) (world, erro
 	}
 	w.bound = boundApps(w.live, w.inFlight)
 	w.settings = boundSettings(w.live, w.inFlight, w.records)
-	w.returned, err = r.CF.Apps(ctx, slices.Sorted(maps.Keys(w.bound)))
+	lookup := slices.Sorted(maps.Keys(w.bound))
+	if subset != nil {
+		lookup = slices.DeleteFunc(slices.Clone(subset), func(g string) bool { return !w.bound[g] })
+	}
+	w.returned = map[string]targets.App{}
+	if len(lookup) > 0 {
+		w.returned, err = r.CF.Apps(ctx, lookup)
+	}
 	if err != nil {
 		return world{}, fmt.Errorf("%w: reading apps from the CF API: %w", ErrReconcile, err)
 	}
 	return w, nil
+}
+
+// AppsBindingsReader is a CFReader that can list the bindings of some apps
+// without listing them all; RunApps uses it when CF has it.
+type AppsBindingsReader interface {
+	// AppsBindings lists the app bindings of our plan for some apps.
+	AppsBindings(ctx context.Context, appGUIDs []string) ([]cfapi.Binding, error)
+}
+
+// bindings lists the bindings of our plan: all of them, or those of the
+// apps of subset.
+func (r *Reconciler) bindings(ctx context.Context, subset []string) ([]cfapi.Binding, error) {
+	if subset == nil {
+		return r.CF.PlanBindings(ctx)
+	}
+	if cf, ok := r.CF.(AppsBindingsReader); ok {
+		return cf.AppsBindings(ctx, subset)
+	}
+	all, err := r.CF.PlanBindings(ctx)
+	wanted := map[string]bool{}
+	for _, g := range subset {
+		wanted[g] = true
+	}
+	return slices.DeleteFunc(all, func(b cfapi.Binding) bool { return !wanted[b.AppGUID] }), err
+}
+
+// filesWithoutLiveBinding reports whether one of the apps has a target file
+// but no binding CF lists as live.
+func (w world) filesWithoutLiveBinding(apps []string) bool {
+	live := boundApps(w.live, nil)
+	for _, app := range apps {
+		files := w.bucket.TargetFiles(app)
+		if (files.Active != nil || files.Inactive != nil) && !live[app] {
+			return true
+		}
+	}
+	return false
 }
 
 // boundApps are the apps named by a binding CF lists or by the record of a

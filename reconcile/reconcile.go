@@ -30,6 +30,8 @@ type Reconciler struct {
 	Store      store.Store
 	CF         CFReader
 	PaaSDomain string
+	// Addressing is how target files name an app's instances.
+	Addressing targets.Addressing
 	// PlanID is written into the records of bindings adopted from the API.
 	PlanID string
 	// Grace protects records of binds still in flight: a record whose
@@ -68,6 +70,9 @@ type Result struct {
 	RecordsAdopted  int
 	RecordsRemoved  int
 	WritesConflicts int
+	// Bound is how many of the apps the run was for are bound (in its
+	// first pass).
+	Bound int
 	// notes are what the last pass left out of target files: invalid
 	// settings and conflicts between bindings.
 	notes []note
@@ -86,27 +91,7 @@ var ErrReconcile = errors.New("reconcile failed")
 func (r *Reconciler) Run(ctx context.Context) (Result, error) {
 	start := r.now()
 	logger := r.logger().Session("reconcile")
-	var total Result
-	var err error
-	maxPasses := max(r.MaxPasses, 2)
-	for pass := 1; pass <= maxPasses; pass++ {
-		var res Result
-		res, err = r.pass(ctx, logger.Session("pass", lager.Data{"pass": pass}), pass)
-		total.Passes = pass
-		total.Active, total.Inactive = res.Active, res.Inactive
-		total.TargetsWritten += res.TargetsWritten
-		total.TargetsDeleted += res.TargetsDeleted
-		total.RecordsAdopted += res.RecordsAdopted
-		total.RecordsRemoved += res.RecordsRemoved
-		total.WritesConflicts += res.WritesConflicts
-		total.notes = res.notes
-		if err != nil || res.changes() == 0 {
-			break
-		}
-		if pass == maxPasses {
-			logger.Info("still-changing", lager.Data{"passes": pass})
-		}
-	}
+	total, err := r.passes(ctx, logger, nil)
 	logNotes(logger, total.notes)
 	if r.Metrics != nil {
 		r.Metrics.observe(total, err, r.now().Sub(start), r.now())
@@ -124,14 +109,49 @@ func (r *Reconciler) Run(ctx context.Context) (Result, error) {
 	return total, nil
 }
 
+// passes runs passes over the apps of subset (every app when nil) until
+// one changes nothing: each pass after the first verifies the one before,
+// so that a bind or unbind made meanwhile is not undone.
+func (r *Reconciler) passes(ctx context.Context, logger lager.Logger, subset []string) (Result, error) {
+	var total Result
+	var err error
+	maxPasses := max(r.MaxPasses, 2)
+	for pass := 1; pass <= maxPasses; pass++ {
+		var res Result
+		res, err = r.pass(ctx, logger.Session("pass", lager.Data{"pass": pass}), pass, subset)
+		if pass == 1 {
+			total.Bound = res.Bound
+		}
+		total.Passes = pass
+		total.Active, total.Inactive = res.Active, res.Inactive
+		total.TargetsWritten += res.TargetsWritten
+		total.TargetsDeleted += res.TargetsDeleted
+		total.RecordsAdopted += res.RecordsAdopted
+		total.RecordsRemoved += res.RecordsRemoved
+		total.WritesConflicts += res.WritesConflicts
+		total.notes = res.notes
+		if err != nil || res.changes() == 0 {
+			break
+		}
+		if pass == maxPasses {
+			logger.Info("still-changing", lager.Data{"passes": pass})
+		}
+	}
+	return total, err
+}
+
 // pass reads the store and CF, plans the changes from what it read alone,
-// and applies them.
-func (r *Reconciler) pass(ctx context.Context, logger lager.Logger, pass int) (Result, error) {
-	w, err := r.read(ctx, logger)
+// and applies them, for the apps of subset (every app when nil).
+func (r *Reconciler) pass(ctx context.Context, logger lager.Logger, pass int, subset []string) (Result, error) {
+	w, err := r.read(ctx, logger, subset)
 	if err != nil {
 		return Result{}, err
 	}
-	p := r.plan(w, w.apps())
+	guids := subset
+	if subset == nil {
+		guids = w.apps()
+	}
+	p := r.plan(w, guids)
 	if r.beforeApply != nil {
 		r.beforeApply(pass)
 	}
@@ -140,8 +160,8 @@ func (r *Reconciler) pass(ctx context.Context, logger lager.Logger, pass int) (R
 		Active: p.active, Inactive: p.inactive,
 		TargetsWritten: applied[kindWriteTarget], TargetsDeleted: applied[kindDeleteTarget],
 		RecordsAdopted: applied[kindAdoptRecord], RecordsRemoved: applied[kindRemoveRecord],
-		WritesConflicts: applied[kindConflict],
-		notes:           p.notes,
+		WritesConflicts: applied[kindConflict], Bound: w.boundAmong(guids),
+		notes: p.notes,
 	}, err
 }
 

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 	"time"
 
@@ -27,6 +28,10 @@ type fakeCF struct {
 	bindings    map[string]cfapi.Binding
 	bindingsErr error
 	appsErr     error
+	// lookups records the guids of every Apps call; appBindings, those of
+	// every AppsBindings call.
+	lookups     [][]string
+	appBindings [][]string
 }
 
 func newFakeCF() *fakeCF {
@@ -46,9 +51,26 @@ func (f *fakeCF) PlanBindings(context.Context) ([]cfapi.Binding, error) {
 	return out, nil
 }
 
+func (f *fakeCF) AppsBindings(_ context.Context, appGUIDs []string) ([]cfapi.Binding, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.appBindings = append(f.appBindings, appGUIDs)
+	if f.bindingsErr != nil {
+		return nil, f.bindingsErr
+	}
+	var out []cfapi.Binding
+	for _, b := range f.bindings {
+		if slices.Contains(appGUIDs, b.AppGUID) {
+			out = append(out, b)
+		}
+	}
+	return out, nil
+}
+
 func (f *fakeCF) Apps(_ context.Context, guids []string) (map[string]targets.App, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	f.lookups = append(f.lookups, guids)
 	if f.appsErr != nil {
 		return nil, f.appsErr
 	}

@@ -59,12 +59,56 @@ func (r *Reconciler) readRecords(ctx context.Context, logger lager.Logger, liste
 	}
 	c.mu.Unlock()
 
+	if err := r.readInto(ctx, logger, stale, func(guid, _ string) string { return listed[guid].ETag }); err != nil {
+		return nil, err
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	out := make(map[string]record, len(listed))
+	for guid := range listed {
+		if cached, ok := c.byGUID[guid]; ok && !cached.unreadable {
+			out[guid] = cached.record
+		}
+	}
+	return out, nil
+}
+
+// readSomeRecords returns the readable records among guids, read whatever
+// the cache holds (without a listing, their ETags are not known), Workers
+// at a time; it keeps what it read in the cache and forgets nothing else.
+// A record that does not exist is left out.
+func (r *Reconciler) readSomeRecords(ctx context.Context, logger lager.Logger, guids []string) (map[string]record, error) {
+	c := &r.records
+	c.mu.Lock()
+	if c.byGUID == nil {
+		c.byGUID = map[string]cachedRecord{}
+	}
+	c.mu.Unlock()
+	if err := r.readInto(ctx, logger, guids, func(_, read string) string { return read }); err != nil {
+		return nil, err
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	out := make(map[string]record, len(guids))
+	for _, guid := range guids {
+		if cached, ok := c.byGUID[guid]; ok && !cached.unreadable {
+			out[guid] = cached.record
+		}
+	}
+	return out, nil
+}
+
+// readInto reads the records of guids into the cache, Workers at a time,
+// each at the ETag etag gives it from its guid and the ETag it was read
+// with. A record that is gone leaves the cache.
+func (r *Reconciler) readInto(ctx context.Context, logger lager.Logger, guids []string, etag func(guid, read string) string) error {
+	c := &r.records
 	var g errgroup.Group
 	g.SetLimit(max(r.Workers, 1))
-	for _, guid := range stale {
+	for _, guid := range guids {
 		g.Go(func() error {
 			stored, err := r.bucket().ReadBinding(ctx, guid)
-			entry := cachedRecord{etag: listed[guid].ETag}
+			entry := cachedRecord{etag: etag(guid, stored.ETag)}
 			switch {
 			case errors.Is(err, store.ErrNotFound):
 				// Unbound since the listing; the next pass looks again.
@@ -92,16 +136,5 @@ func (r *Reconciler) readRecords(ctx context.Context, logger lager.Logger, liste
 			return nil
 		})
 	}
-	if err := g.Wait(); err != nil {
-		return nil, err
-	}
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	out := make(map[string]record, len(listed))
-	for guid := range listed {
-		if cached, ok := c.byGUID[guid]; ok && !cached.unreadable {
-			out[guid] = cached.record
-		}
-	}
-	return out, nil
+	return g.Wait()
 }

@@ -6,8 +6,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-
-	"github.com/alphagov/cf-app-discovery/scrape"
 )
 
 // TargetGroup is one Prometheus file_sd target group. It has only the two
@@ -152,15 +150,19 @@ type Options struct {
 	// Settings are the tenant's settings for the app, as Resolve gives
 	// them.
 	Settings Settings
+	// Addressing is how the groups name the app's instances (the zero
+	// value is AppAddressing).
+	Addressing Addressing
 }
 
-// Groups returns the target groups of app without tenant settings.
+// Groups returns the target groups of app without tenant settings, in app
+// addressing.
 func Groups(app App, paasDomain string) []TargetGroup {
 	return GroupsWith(app, Options{PaaSDomain: paasDomain})
 }
 
-// GroupsWith returns the target groups of app: one per instance index of
-// its web processes, with o's settings applied.
+// GroupsWith returns the target groups of app, addressed as o.Addressing
+// says (docs/design.md, "Instances"), with o's settings applied.
 func GroupsWith(app App, o Options) []TargetGroup {
 	route, ok := chooseRoute(app.Routes, o.Settings.Port)
 	if !ok {
@@ -168,11 +170,11 @@ func GroupsWith(app App, o Options) []TargetGroup {
 	}
 	address := route.Address()
 	metricsPath := MetricsPath(route.Path)
-	groups := make([]TargetGroup, 0, app.Instances())
-	for i := range app.Instances() {
-		params := scrape.Params{AppGUID: app.GUID, Index: i}
-		labels := params.Labels()
-		labels["instance"] = params.Instance()
+	instances := o.Addressing.instances(app)
+	groups := make([]TargetGroup, 0, len(instances))
+	for _, in := range instances {
+		labels := in.params.Labels()
+		labels["instance"] = in.label
 		labels["job"] = Job(app.Name)
 		labels["org"] = app.Org
 		labels["space"] = app.Space
@@ -192,7 +194,8 @@ func applySettings(groups []TargetGroup, s Settings) {
 	}
 }
 
-// Render returns the bytes of app's target file without tenant settings.
+// Render returns the bytes of app's target file without tenant settings, in
+// app addressing.
 func Render(app App, paasDomain string) []byte {
 	return RenderWith(app, Options{PaaSDomain: paasDomain})
 }

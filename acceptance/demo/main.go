@@ -100,6 +100,7 @@ func run(parent context.Context, bin, dir, prom string, base int, selfTest bool)
 	common := []string{
 		"API_ENDPOINT=" + cfURL, "UAA_USERNAME=" + fakecf.DefaultUsername, "UAA_PASSWORD=" + fakecf.DefaultPassword,
 		"PLAN_ID=" + planID, "SERVICE_ID=" + serviceID, "PAAS_DOMAIN=" + paasDomain, "TARGETS_PATH=" + targetsPath,
+		"INSTANCE_ADDRESSING=process",
 	}
 	brokerAddr, updaterAddr, proxyAddr, ccAddr, promAddr := addr(2), addr(3), addr(4), addr(5), addr(6)
 	if err := startProgram(ctx, filepath.Join(bin, "broker"), logFile, nil, append(common,
@@ -107,7 +108,7 @@ func run(parent context.Context, bin, dir, prom string, base int, selfTest bool)
 		return err
 	}
 	if err := startProgram(ctx, filepath.Join(bin, "target-updater"), logFile, nil, append(common,
-		"PORT="+port(updaterAddr), "UPDATE_SCHEDULE=@every 10s")...); err != nil {
+		"PORT="+port(updaterAddr), "UPDATE_SCHEDULE="+updateSchedule, "WATCH_INTERVAL="+watchInterval)...); err != nil {
 		return err
 	}
 	if err := startProgram(ctx, filepath.Join(bin, "paas-proxy"), logFile, nil, "LISTEN_ADDR="+proxyAddr,
@@ -148,7 +149,7 @@ cf-app-discovery demo is running (logs: %s)
 
   fake CF API:         %s   (apps shop=%s, search=%s, worker=%s)
   broker:              http://%s   (its /metrics without credentials)
-  target updater:      http://%s/metrics   (reconciles every 10 s)
+  target updater:      http://%s/metrics   (watches CF every %s, reconciles %s)
   paas-proxy:          http://%s
   Cloud Controller:    http://%s   (forwards OSB calls to the broker, as CC does)
   target files:        %s/active/
@@ -164,20 +165,23 @@ See its targets, and scrape an instance through paas-proxy as Prometheus does:
   cat %s/active/%s.json
   curl -s -x http://%s 'http://shop.%s/metrics?cf_app_guid=%s&cf_app_instance=%s%%3A1&cf_app_instance_index=1'
 
+%s
 Unbind (cf unbind-service shop my-prom):
   %s -X DELETE '%s/service_bindings/%s?service_id=%s&plan_id=%s'
 
 Ctrl-C stops everything.
-`, filepath.Join(dir, "demo.log"), cfURL, shop.GUID, search.GUID, worker.GUID, brokerAddr, updaterAddr, proxyAddr, ccAddr,
+`, filepath.Join(dir, "demo.log"), cfURL, shop.GUID, search.GUID, worker.GUID, brokerAddr, updaterAddr, watchInterval, updateSchedule, proxyAddr, ccAddr,
 		targetsPath, promNote,
 		osb, instanceURL, serviceID, planID, org.GUID, space.GUID,
 		osb, instanceURL, bindingID, serviceID, planID, shop.GUID,
 		targetsPath, shop.GUID, proxyAddr, appsDomain, shop.GUID, shop.GUID,
+		deployCommands(cfURL, shop.GUID),
 		osb, instanceURL, bindingID, serviceID, planID)
 
 	if selfTest {
-		return check(ctx, cc, targetsPath, shop.GUID, proxyAddr, upQuery)
+		return check(ctx, cc, cfURL, targetsPath, shop.GUID, proxyAddr, upQuery)
 	}
+	go follow(ctx, os.Stdout, "shop", filepath.Join(targetsPath, "active", shop.GUID+".json"), upQuery)
 	<-ctx.Done()
 	fmt.Println("\nstopping")
 	return nil
@@ -185,7 +189,7 @@ Ctrl-C stops everything.
 
 // check runs the printed flow through the Cloud Controller stand-in and,
 // when Prometheus runs, waits for the printed query to show shop up.
-func check(ctx context.Context, cc *ccsim.Controller, targetsPath, shop, proxyAddr, upQuery string) error {
+func check(ctx context.Context, cc *ccsim.Controller, cfURL, targetsPath, shop, proxyAddr, upQuery string) error {
 	if r := cc.Provision(instanceID); r.Status != http.StatusCreated {
 		return fmt.Errorf("provision answered %d: %s", r.Status, r.Raw)
 	}
@@ -207,13 +211,17 @@ func check(ctx context.Context, cc *ccsim.Controller, targetsPath, shop, proxyAd
 	if resp.StatusCode != http.StatusOK || !strings.Contains(string(body), "app_instance_info") {
 		return fmt.Errorf("scrape through paas-proxy answered %d: %s", resp.StatusCode, body)
 	}
-	steps := "provision, bind, scrape through paas-proxy and unbind"
+	steps := "provision, bind, scrape through paas-proxy"
 	if upQuery != "" {
 		if err := waitUp(ctx, upQuery); err != nil {
 			return err
 		}
-		steps = "provision, bind, scrape through paas-proxy, the Prometheus query and unbind"
+		steps += ", the Prometheus query"
 	}
+	if err := rollingDeploy(ctx, os.Stdout, cfURL, shop, file, upQuery); err != nil {
+		return err
+	}
+	steps += ", a rolling deploy followed by the targets and unbind"
 	if r := cc.Unbind(instanceID, bindingID); r.Status != http.StatusOK {
 		return fmt.Errorf("unbind answered %d: %s", r.Status, r.Raw)
 	}

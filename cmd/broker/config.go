@@ -6,6 +6,7 @@ import (
 	"github.com/alphagov/cf-app-discovery/broker"
 	"github.com/alphagov/cf-app-discovery/config"
 	"github.com/alphagov/cf-app-discovery/httpsd"
+	"github.com/alphagov/cf-app-discovery/targets"
 )
 
 // settings is the broker's configuration (README, "Configuration").
@@ -17,6 +18,7 @@ type settings struct {
 	CF          config.CF
 	Store       config.Store
 	PaaSDomain  string
+	Addressing  targets.Addressing
 	SD          sdSettings
 }
 
@@ -41,6 +43,7 @@ func loadSettings(e *config.Env) (settings, error) {
 		CF:         e.CF(),
 		Store:      e.Store(),
 		PaaSDomain: e.Required("PAAS_DOMAIN"),
+		Addressing: addressing(e),
 	}
 	s.SD = loadSD(e, s.Credentials)
 	return s, e.Err()
@@ -64,4 +67,14 @@ func loadSD(e *config.Env, osb broker.Credentials) sdSettings {
 		e.Problem("SD_PASSWORD must differ from BROKER_PASSWORD: the OSB credentials never open http_sd")
 	}
 	return sd
+}
+
+// addressing reads INSTANCE_ADDRESSING: the broker renders target files as
+// the updater does.
+func addressing(e *config.Env) targets.Addressing {
+	a, err := targets.ParseAddressing(e.String("INSTANCE_ADDRESSING", ""))
+	if err != nil {
+		e.Problem("INSTANCE_ADDRESSING %v", err)
+	}
+	return a
 }

@@ -58,7 +58,7 @@ func run() int {
 			ServiceID: s.Catalog.ServiceID, ServiceName: s.Catalog.ServiceName,
 			PlanID: s.Catalog.PlanID, PlanName: s.Catalog.PlanName,
 		},
-		Store: st, Apps: cf, Bindings: cf, PaaSDomain: s.PaaSDomain,
+		Store: st, Apps: cf, Bindings: cf, PaaSDomain: s.PaaSDomain, Addressing: s.Addressing,
 		MonitoringUser: monitoringUser, MonitoringClient: s.CF.Username == "", Logger: logger, Registerer: reg,
 	})
 

@@ -7,6 +7,7 @@ import (
 	. "github.com/onsi/gomega"
 
 	"github.com/alphagov/cf-app-discovery/config"
+	"github.com/alphagov/cf-app-discovery/targets"
 )
 
 func settingsFrom(vars map[string]string) (settings, error) {
@@ -30,6 +31,8 @@ var _ = Describe("loadSettings", func() {
 		Expect(s.Schedule).To(Equal("@every 5m"))
 		Expect(s.Port).To(Equal(0))
 		Expect(s.LogLevel).To(Equal("info"))
+		Expect(s.Addressing).To(Equal(targets.AppAddressing))
+		Expect(s.WatchInterval).To(Equal(10 * time.Second))
 		Expect(s.LeaseDuration).To(Equal(30 * time.Second))
 	})
 
@@ -49,6 +52,35 @@ var _ = Describe("loadSettings", func() {
 		Entry("the shortest", "1s", time.Second, ""),
 		Entry("too short", "500ms", time.Duration(0), "LEASE_DURATION must be at least 1s"),
 		Entry("not a duration", "30", time.Duration(0), "LEASE_DURATION must be a duration"),
+	)
+
+	DescribeTable("instance addressing and watch interval",
+		func(extra map[string]string, addressing targets.Addressing, interval time.Duration, problem string) {
+			vars := validVars()
+			for k, v := range extra {
+				vars[k] = v
+			}
+			s, err := settingsFrom(vars)
+			if problem != "" {
+				Expect(err).To(MatchError(ContainSubstring(problem)))
+				return
+			}
+			Expect(err).NotTo(HaveOccurred())
+			Expect(s.Addressing).To(Equal(addressing))
+			Expect(s.WatchInterval).To(Equal(interval))
+		},
+		Entry("process addressing", map[string]string{"INSTANCE_ADDRESSING": "process"}, targets.ProcessAddressing, 10*time.Second, ""),
+		Entry("app addressing", map[string]string{"INSTANCE_ADDRESSING": "app"}, targets.AppAddressing, 10*time.Second, ""),
+		Entry("another addressing", map[string]string{"INSTANCE_ADDRESSING": "instance"}, targets.Addressing(""), time.Duration(0),
+			`INSTANCE_ADDRESSING must be app or process, got "instance"`),
+		Entry("watching off", map[string]string{"WATCH_INTERVAL": "0"}, targets.AppAddressing, time.Duration(0), ""),
+		Entry("watching every 30 s", map[string]string{"WATCH_INTERVAL": "30s"}, targets.AppAddressing, 30*time.Second, ""),
+		Entry("an interval under a second", map[string]string{"WATCH_INTERVAL": "500ms"}, targets.Addressing(""), time.Duration(0),
+			"WATCH_INTERVAL must be 0 (off) or at least 1s, got 500ms"),
+		Entry("a negative interval", map[string]string{"WATCH_INTERVAL": "-10s"}, targets.Addressing(""), time.Duration(0),
+			"WATCH_INTERVAL must be at least 0s"),
+		Entry("not a duration", map[string]string{"WATCH_INTERVAL": "10"}, targets.Addressing(""), time.Duration(0),
+			`WATCH_INTERVAL must be a duration such as 90s or 5m, got "10"`),
 	)
 
 	DescribeTable("schedule",

@@ -48,7 +48,7 @@ func run(once bool) int {
 
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	rec, err := newReconciler(ctx, s, reg, logger)
+	rec, cf, err := newReconciler(ctx, s, reg, logger)
 	if err != nil {
 		logger.Error("start", err)
 		return 1
@@ -69,7 +69,15 @@ func run(once bool) int {
 		}
 	}
 
-	// Several instances may run; the one holding the lease reconciles.
+	// The watch, when on, is made once, for its metrics, and begun at each
+	// term of the lease.
+	var watch *reconcile.Watch
+	if s.WatchInterval > 0 {
+		watch = &reconcile.Watch{CF: cf, Apps: rec, Logger: logger}
+		watch.Metrics = reconcile.NewWatchMetrics(reg, watch)
+	}
+	// Several instances may run; the one holding the lease reconciles and
+	// watches.
 	holder := lease.NewHolderID()
 	ls, err := lease.New(lease.Options{Store: rec.Store, Holder: holder, Duration: s.LeaseDuration,
 		Logger: logger, Metrics: lease.NewMetrics(reg)})
@@ -77,17 +85,18 @@ func run(once bool) int {
 		logger.Error("lease", err)
 		return 1
 	}
-	logger.Info("started", lager.Data{"schedule": s.Schedule, "port": s.Port, "holder": holder, "lease_duration": s.LeaseDuration.String()})
+	logger.Info("started", lager.Data{"schedule": s.Schedule, "watch_interval": s.WatchInterval.String(), "port": s.Port,
+		"holder": holder, "lease_duration": s.LeaseDuration.String()})
 	leaseDone := make(chan struct{})
 	go func() {
 		defer close(leaseDone)
-		ls.Run(ctx, func(term context.Context) { lead(term, rec, s.Schedule, logger) })
+		ls.Run(ctx, func(term context.Context) { lead(term, rec, watch, s, logger) })
 	}()
 
 	<-ctx.Done()
 	logger.Info("stopping")
-	// CF waits 10 s after SIGTERM: let a running reconcile notice the
-	// cancelled context and finish its current writes, then release the
+	// CF waits 10 s after SIGTERM: let a running reconcile or watch notice
+	// the cancelled context and finish its current writes, then release the
 	// lease.
 	select {
 	case <-leaseDone:
@@ -102,56 +111,98 @@ func run(once bool) int {
 	return 0
 }
 
-func newReconciler(ctx context.Context, s settings, reg prometheus.Registerer, logger lager.Logger) (*reconcile.Reconciler, error) {
+func newReconciler(ctx context.Context, s settings, reg prometheus.Registerer, logger lager.Logger) (*reconcile.Reconciler, *cfapi.Client, error) {
 	st, err := store.Open(ctx, s.Store, reg)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	cf, err := cfapi.New(ctx, cfapi.ConfigFor(s.CF, s.PlanID, reg))
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	return &reconcile.Reconciler{
-		Store: st, CF: cf, PaaSDomain: s.PaaSDomain, PlanID: s.PlanID,
+		Store: st, CF: cf, PaaSDomain: s.PaaSDomain, Addressing: s.Addressing, PlanID: s.PlanID,
 		Workers: 16, Logger: logger, Metrics: reconcile.NewMetrics(reg),
-	}, nil
+	}, cf, nil
 }
 
-// lead reconciles while this instance holds the lease: at once, then on the
-// schedule, until term ends. It returns once the last run has stopped.
-func lead(term context.Context, rec *reconcile.Reconciler, schedule string, logger lager.Logger) {
-	runner := &runner{rec: rec, ctx: term, logger: logger}
+// lead reconciles and watches while this instance holds the lease: a full
+// reconcile at once, then on the schedule, and the watch in between, until
+// term ends. It returns once the last reconcile and watch have stopped.
+func lead(term context.Context, rec *reconcile.Reconciler, watch *reconcile.Watch, s settings, logger lager.Logger) {
+	runner := &runner{rec: rec, watch: watch, ctx: term, logger: logger}
 	scheduler := cron.New(cron.WithChain(cron.Recover(cronLogger{logger}), cron.SkipIfStillRunning(cronLogger{logger})))
-	if _, err := scheduler.AddJob(schedule, runner); err != nil {
+	if _, err := scheduler.AddJob(s.Schedule, runner); err != nil {
 		logger.Error("schedule", err)
 		return
 	}
+	if watch != nil {
+		// The watch starts where the term's first full reconcile's reads
+		// start, by the CF API's clock. If the clock cannot be read now,
+		// the first watch reads it.
+		if err := watch.Begin(term); err != nil {
+			logger.Error("watch-begin", err)
+		}
+	}
 	runner.Run()
 	scheduler.Start()
+	watching := make(chan struct{})
+	go func() {
+		defer close(watching)
+		if watch != nil {
+			runner.watchEvery(s.WatchInterval)
+		}
+	}()
 	<-term.Done()
 	<-scheduler.Stop().Done()
+	<-watching
 }
 
-// runner is the cron job. The mutex makes "runs never overlap" hold for the
-// run at start too, not only for the scheduled ones.
+// The watch's refreshes list the bindings of the apps they refresh only.
+var _ reconcile.AppsBindingsReader = (*cfapi.Client)(nil)
+
+// runner runs the full reconciles (it is the cron job) and the watches,
+// one at a time: the mutex keeps a watch's refresh from writing while a
+// reconcile does, so that neither undoes the other's writes. Cron skips a
+// reconcile while the last one runs; a watch or a reconcile that finds the
+// other running waits for it.
 type runner struct {
 	mu     sync.Mutex
 	rec    *reconcile.Reconciler
+	watch  *reconcile.Watch
 	ctx    context.Context
 	logger lager.Logger
 }
 
+// Run runs a full reconcile.
 func (r *runner) Run() {
-	if !r.mu.TryLock() {
-		r.logger.Info("skip-overlapping-run")
-		return
-	}
+	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.ctx.Err() != nil {
 		return
 	}
 	// Failures are logged by the reconciler and counted in its metrics.
 	_, _ = r.rec.Run(r.ctx)
+}
+
+// watchEvery watches every interval until the context ends. A watch that
+// takes longer than interval delays the next; none pile up.
+func (r *runner) watchEvery(interval time.Duration) {
+	ticker := time.NewTicker(interval)
+	defer ticker.Stop()
+	for {
+		select {
+		case <-r.ctx.Done():
+			return
+		case <-ticker.C:
+		}
+		r.mu.Lock()
+		if r.ctx.Err() == nil {
+			// Failures are logged by the watch and counted in its metrics.
+			_, _ = r.watch.Run(r.ctx)
+		}
+		r.mu.Unlock()
+	}
 }
 
 func serve(port int, reg *prometheus.Registry, logger lager.Logger) (*http.Server, error) {

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"encoding/json"
 	"io"
 	"net"
 	"net/http"
@@ -88,7 +89,10 @@ var _ = Describe("the target-updater binary", func() {
 	})
 
 	It("reconciles at start, serves /health and /metrics, and stops on SIGTERM", func() {
-		port := freePort()
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		Expect(err).NotTo(HaveOccurred())
+		port := ln.Addr().(*net.TCPAddr).Port
+		Expect(ln.Close()).To(Succeed())
 		env = append(env, "PORT="+strconv.Itoa(port), "UPDATE_SCHEDULE=@every 1h")
 		session := start()
 		Eventually(filepath.Join(dir, "active", app.GUID+".json"), "20s").Should(BeARegularFile())
@@ -121,6 +125,97 @@ var _ = Describe("the target-updater binary", func() {
 
 		session.Terminate()
 		Eventually(session, "10s").Should(gexec.Exit(0))
+	})
+
+	Context("when it watches CF between reconciles", func() {
+		var (
+			metrics func() (string, error)
+			file    string
+		)
+
+		groups := func(path string) func() (int, error) {
+			return func() (int, error) {
+				data, err := os.ReadFile(path)
+				if err != nil {
+					return -1, err
+				}
+				var groups []map[string]any
+				err = json.Unmarshal(data, &groups)
+				return len(groups), err
+			}
+		}
+
+		BeforeEach(func() {
+			ln, err := net.Listen("tcp", "127.0.0.1:0")
+			Expect(err).NotTo(HaveOccurred())
+			port := ln.Addr().(*net.TCPAddr).Port
+			Expect(ln.Close()).To(Succeed())
+			env = append(env, "PORT="+strconv.Itoa(port), "UPDATE_SCHEDULE=@every 1h", "WATCH_INTERVAL=1s", "INSTANCE_ADDRESSING=process")
+			metrics = func() (string, error) {
+				resp, err := http.Get("http://127.0.0.1:" + strconv.Itoa(port) + "/metrics")
+				if err != nil {
+					return "", err
+				}
+				defer resp.Body.Close()
+				body, err := io.ReadAll(resp.Body)
+				return string(body), err
+			}
+			file = filepath.Join(dir, "active", app.GUID+".json")
+		})
+
+		It("follows changes within seconds, with no full reconcile", func() {
+			start()
+			Eventually(groups(file), "20s").Should(Equal(2))
+			Expect(cf.Scale(app.GUID, 3)).To(Succeed())
+			Eventually(groups(file), "10s").Should(Equal(3))
+			Expect(cf.StopApp(app.GUID)).To(Succeed())
+			Eventually(filepath.Join(dir, "inactive", app.GUID+".json"), "10s").Should(BeARegularFile())
+			// The move writes the new place first, then removes the old.
+			Eventually(file, "5s").ShouldNot(BeAnExistingFile())
+			body, err := metrics()
+			Expect(err).NotTo(HaveOccurred())
+			Expect(body).To(ContainSubstring(`cf_app_discovery_reconcile_runs_total{outcome="success"} 1`))
+			Expect(body).To(MatchRegexp(`cf_app_discovery_watch_runs_total{outcome="success"} [1-9]`))
+			Expect(body).To(MatchRegexp(`cf_app_discovery_watch_events_total [2-9]`))
+		})
+
+		It("follows a rolling deploy to its end, which no audit event marks", func() {
+			start()
+			Eventually(groups(file), "20s").Should(Equal(2))
+			d, err := cf.Deploy(app.GUID, fakecf.Rolling)
+			Expect(err).NotTo(HaveOccurred())
+			Eventually(groups(file), "10s").Should(Equal(3), "old 2, new 1")
+			Expect(os.ReadFile(file)).To(ContainSubstring(d.NewProcessGUID))
+			_, err = cf.StepDeployment(app.GUID)
+			Expect(err).NotTo(HaveOccurred())
+			_, err = cf.FinishDeployment(app.GUID)
+			Expect(err).NotTo(HaveOccurred())
+			Eventually(groups(file), "10s").Should(Equal(2), "the new process alone")
+			Expect(os.ReadFile(file)).NotTo(ContainSubstring("__param_cf_process_instance"))
+		})
+
+		It("reconciles fully at a restart, then watches from there", func() {
+			session := start()
+			Eventually(groups(file), "20s").Should(Equal(2))
+			session.Terminate()
+			Eventually(session, "10s").Should(gexec.Exit(0))
+
+			// Changed while no updater ran: the full reconcile at start sees it.
+			Expect(cf.Scale(app.GUID, 4)).To(Succeed())
+			start()
+			Eventually(groups(file), "20s").Should(Equal(4))
+			Eventually(metrics, "10s").Should(ContainSubstring(`cf_app_discovery_reconcile_runs_total{outcome="success"} 1`))
+			Expect(cf.Scale(app.GUID, 1)).To(Succeed())
+			Eventually(groups(file), "10s").Should(Equal(1))
+		})
+
+		It("does not watch with WATCH_INTERVAL=0", func() {
+			env = append(env, "WATCH_INTERVAL=0")
+			start()
+			Eventually(metrics, "20s").Should(ContainSubstring(`cf_app_discovery_reconcile_runs_total{outcome="success"} 1`))
+			Consistently(func() int { return cf.RequestsTo("/v3/audit_events") }, "3s").Should(BeZero())
+			Expect(metrics()).NotTo(ContainSubstring("cf_app_discovery_watch_runs_total"))
+		})
 	})
 
 	Context("when two instances run", func() {
