@@ -26,7 +26,7 @@ var _ = Describe("The pass that verifies a run's first", func() {
 	app := func(n, instances int) targets.App {
 		return targets.App{GUID: appGUIDn(n), Name: fmt.Sprintf("app-%d", n), State: "STARTED",
 			Processes: []targets.Process{{GUID: "00000000-0000-4000-8000-000000000001", Instances: instances}},
-			Org: "org", Space: "space", Routes: []targets.Route{{Host: fmt.Sprintf("app-%d", n), Domain: "example.com", Protocol: "http1"}}}
+			Org:       "org", Space: "space", Routes: []targets.Route{{Host: fmt.Sprintf("app-%d", n), Domain: "example.com", Protocol: "http1"}}}
 	}
 	// lookedUp is every guid the reconciler asked CF about, in call order.
 	lookedUp := func() [][]string {
