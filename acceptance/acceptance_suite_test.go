@@ -9,6 +9,8 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -18,10 +20,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/credentials"
-	"github.com/johannesboyne/gofakes3"
-	"github.com/johannesboyne/gofakes3/backend/s3mem"
 	. "github.com/onsi/ginkgo/v2"
 	"github.com/onsi/ginkgo/v2/types"
 	. "github.com/onsi/gomega"
@@ -30,6 +28,7 @@ import (
 	"github.com/alphagov/cf-app-discovery/acceptance/ccsim"
 	"github.com/alphagov/cf-app-discovery/acceptance/fakecf"
 	"github.com/alphagov/cf-app-discovery/acceptance/router"
+	"github.com/alphagov/cf-app-discovery/acceptance/seaweedfs"
 	"github.com/alphagov/cf-app-discovery/store"
 )
 
@@ -67,6 +66,7 @@ type world struct {
 	// st reads and writes it directly, as a Prometheus host's sync would.
 	s3URL      string
 	s3Faults   *faultyS3Proxy
+	weed       *seaweedfs.Server
 	st         store.Store
 	brokerURL  string
 	proxyPort  string
@@ -129,16 +129,19 @@ func startWorld() {
 	w.domain = w.cf.AddDomain(fakecf.Domain{Name: appsDomain})
 	w.plan = w.cf.AddServicePlan(fakecf.ServicePlan{Name: "prometheus", BrokerCatalogID: planID})
 
-	s3 := gofakes3.New(s3mem.New(), gofakes3.WithAutoBucket(true)).Server()
-	direct := httptest.NewServer(s3)
-	DeferCleanup(direct.Close)
-	w.s3Faults = &faultyS3Proxy{next: s3}
+	// A real S3 implementation: SeaweedFS, built once by `make test`.
+	weed, err := seaweedfs.Start(seaweedfs.Options{AccessKey: "acceptance", SecretKey: awsSecret, Bucket: bucket})
+	Expect(err).NotTo(HaveOccurred())
+	DeferCleanup(weed.Stop)
+	w.weed = weed
+	weedURL, err := url.Parse(weed.Endpoint)
+	Expect(err).NotTo(HaveOccurred())
+	w.s3Faults = &faultyS3Proxy{next: httputil.NewSingleHostReverseProxy(weedURL)}
 	w.s3Faults.set(nil)
 	faulty := httptest.NewServer(w.s3Faults)
 	DeferCleanup(faulty.Close)
 	w.s3URL = faulty.URL
-	awsCfg := aws.Config{Region: "us-east-1", Credentials: credentials.NewStaticCredentialsProvider("acceptance", awsSecret, "")}
-	w.st, err = store.NewS3(ctx, store.S3Options{Bucket: bucket, Endpoint: direct.URL, AWSConfig: &awsCfg})
+	w.st, err = weed.Store(ctx, bucket)
 	Expect(err).NotTo(HaveOccurred())
 	// The bucket exists before the programs start, as it would on AWS.
 	_, err = w.st.List(ctx, store.ActivePrefix)

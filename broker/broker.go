@@ -101,7 +101,9 @@ var _ domain.ServiceBroker = (*Broker)(nil)
 
 // keyedMutex serialises the operations on one app within this process, so
 // that concurrent binds and unbinds of the app cannot interleave their
-// writes. Across processes the target updater repairs any interleaving.
+// writes. Across instances, an unbind that removed a target file looks at
+// the app's bindings again and writes it again if a bind came in meanwhile
+// (settleTargets).
 type keyedMutex struct {
 	mu    sync.Mutex
 	locks map[string]*keyLock

@@ -13,6 +13,7 @@ import (
 	"sort"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"code.cloudfoundry.org/lager/v3"
@@ -33,7 +34,9 @@ import (
 )
 
 // The load: binds of new bindings and unbinds of existing ones, all sent at
-// once to one broker, over apps that have several bindings each, as Cloud
+// once to one broker, or to two behind a round-robin front (two processes
+// on one route: each has its own CF client and its own locks, and shares
+// only the bucket), over apps that have several bindings each, as Cloud
 // Controller sends them (the binding is in the CF API, in progress, while
 // the broker works on it).
 const (
@@ -44,7 +47,26 @@ const (
 	loadLatencyMS = 20
 )
 
-var _ = Describe("Broker under concurrent load", Ordered, func() {
+var _ = Describe("Broker under concurrent load", func() {
+	describeLoad(1)
+	describeLoad(2)
+})
+
+// roundRobin sends each request to the next of its handlers.
+type roundRobin struct {
+	next     atomic.Uint64
+	handlers []http.Handler
+}
+
+func (rr *roundRobin) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	rr.handlers[(rr.next.Add(1)-1)%uint64(len(rr.handlers))].ServeHTTP(w, r)
+}
+
+func describeLoad(brokers int) {
+	Describe(fmt.Sprintf("with %d broker instance(s)", brokers), Ordered, func() { describeLoadOn(brokers) })
+}
+
+func describeLoadOn(brokers int) {
 	var (
 		ctx      context.Context
 		cf       *fakecf.Server
@@ -125,16 +147,25 @@ var _ = Describe("Broker under concurrent load", Ordered, func() {
 		awsCfg := aws.Config{Region: "us-east-1", Credentials: credentials.NewStaticCredentialsProvider("k", "s", "")}
 		st, err = store.NewS3(ctx, store.S3Options{Bucket: "load", Endpoint: s3srv.URL, AWSConfig: &awsCfg})
 		Expect(err).NotTo(HaveOccurred())
-		client, err = cfapi.New(ctx, cfapi.Config{API: cf.URL(), Username: fakecf.DefaultUsername,
-			Password: fakecf.DefaultPassword, PlanID: planID, Registerer: prometheus.NewRegistry()})
-		Expect(err).NotTo(HaveOccurred())
+		newClient := func() *cfapi.Client {
+			c, err := cfapi.New(ctx, cfapi.Config{API: cf.URL(), Username: fakecf.DefaultUsername,
+				Password: fakecf.DefaultPassword, PlanID: planID, Registerer: prometheus.NewRegistry()})
+			Expect(err).NotTo(HaveOccurred())
+			return c
+		}
+		client = newClient()
 		logger := lager.NewLogger("load")
-		b := broker.New(broker.Options{
-			Catalog: broker.Catalog{ServiceID: serviceID, ServiceName: "s", PlanID: planID, PlanName: "p"},
-			Store:   st, Apps: client, Bindings: client, PaaSDomain: "paas.example", Logger: logger,
-		})
-		reg := prometheus.NewRegistry()
-		server = httptest.NewServer(broker.NewHandler(b, logger, broker.Credentials{Username: "u", Password: "p"}, reg, reg))
+		front := &roundRobin{}
+		for range brokers {
+			c := newClient()
+			b := broker.New(broker.Options{
+				Catalog: broker.Catalog{ServiceID: serviceID, ServiceName: "s", PlanID: planID, PlanName: "p"},
+				Store:   st, Apps: c, Bindings: c, PaaSDomain: "paas.example", Logger: logger,
+			})
+			reg := prometheus.NewRegistry()
+			front.handlers = append(front.handlers, broker.NewHandler(b, logger, broker.Credentials{Username: "u", Password: "p"}, reg, reg))
+		}
+		server = httptest.NewServer(front)
 		DeferCleanup(server.Close)
 
 		bindApp = map[string]string{}
@@ -260,12 +291,12 @@ var _ = Describe("Broker under concurrent load", Ordered, func() {
 	It("reports bind latency and throughput", func() {
 		sort.Slice(latency, func(i, j int) bool { return latency[i] < latency[j] })
 		p := func(q float64) time.Duration { return latency[int(q*float64(len(latency)-1))].Round(time.Millisecond) }
-		line := fmt.Sprintf("broker load: %d binds + %d unbinds at once over %d apps, CF latency %d ms: bind p50 %s, p99 %s; %.0f requests/s",
-			loadNewBinds, loadUnbinds, loadApps, loadLatencyMS, p(0.50), p(0.99), float64(loadNewBinds+loadUnbinds)/took.Seconds())
+		line := fmt.Sprintf("broker load, %d instance(s): %d binds + %d unbinds at once over %d apps, CF latency %d ms: bind p50 %s, p99 %s; %.0f requests/s",
+			brokers, loadNewBinds, loadUnbinds, loadApps, loadLatencyMS, p(0.50), p(0.99), float64(loadNewBinds+loadUnbinds)/took.Seconds())
 		AddReportEntry("broker load", line)
 		if os.Getenv("PRINT_FIGURES") != "" {
 			fmt.Println(line)
 		}
 		Expect(latency).To(HaveLen(loadNewBinds))
 	})
-})
+}

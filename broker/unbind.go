@@ -12,6 +12,7 @@ import (
 	"github.com/alphagov/cf-app-discovery/cfapi"
 	"github.com/alphagov/cf-app-discovery/scrape"
 	"github.com/alphagov/cf-app-discovery/store"
+	"github.com/alphagov/cf-app-discovery/targets"
 )
 
 // Unbind answers DELETE /v2/service_instances/:instance_id/service_bindings/:binding_id,
@@ -89,6 +90,9 @@ func (b *Broker) unbind(ctx context.Context, instanceID, bindingID string, detai
 			logger.Error("delete-target-failed", err)
 			return "", errStoreUnavailable("could not remove the app's targets", err)
 		}
+		if b.settleTargets(ctx, logger, appGUID, bindingID) {
+			outcome = "target-kept"
+		}
 	}
 	if record != nil || unreadable {
 		if err := b.bucket.DeleteBinding(ctx, bindingID); err != nil {
@@ -119,21 +123,80 @@ func (b *Broker) readRecordForUnbind(ctx context.Context, logger lager.Logger, b
 	return &stored.Binding, false, nil
 }
 
+// maxSettleRounds bounds how often an unbind writes and removes an app's
+// target file again while other binds and unbinds of the app go on.
+const maxSettleRounds = 3
+
+// settleTargets runs after an unbind removed an app's target file. Another
+// broker instance may have bound the app between this unbind's look at the
+// app's bindings and its removal, and written the file this removal took
+// away: it looks at the bindings again, writes the file again when one
+// appeared, and removes it again when that binding went too, until the CF
+// API agrees with what it did last (the locks of one instance cannot order
+// the writes of another). It reports whether the app keeps a target file.
+// A failure leaves the file as it is for the next reconcile to decide.
+func (b *Broker) settleTargets(ctx context.Context, logger lager.Logger, appGUID, bindingID string) (kept bool) {
+	for range maxSettleRounds {
+		other, err := b.otherBinding(ctx, appGUID, bindingID)
+		if err != nil {
+			logger.Error("settle-bindings-lookup-failed", err)
+			return kept
+		}
+		others := other != ""
+		if others == kept {
+			return kept
+		}
+		if others {
+			app, err := b.apps.App(ctx, appGUID)
+			if err == nil {
+				err = b.bucket.PutTarget(ctx, store.Target{AppGUID: app.GUID, Started: app.Started(), Body: targets.Render(app, b.paasDomain)})
+			}
+			if err != nil {
+				logger.Error("settle-write-target-failed", err)
+				return kept
+			}
+			logger.Info("target-written-again-for-a-new-binding", lager.Data{"other_binding_id": other})
+		} else {
+			if err := b.bucket.RemoveTargets(ctx, appGUID); err != nil {
+				logger.Error("settle-delete-target-failed", err)
+				return kept
+			}
+			logger.Info("target-removed-again")
+		}
+		kept = others
+	}
+	logger.Info("target-not-settled", lager.Data{"kept": kept})
+	return kept
+}
+
+// otherBinding returns a binding of the app to our plan, other than
+// bindingID, that is not being deleted; "" when there is none.
+func (b *Broker) otherBinding(ctx context.Context, appGUID, bindingID string) (string, error) {
+	bindings, err := b.bindings.AppBindings(ctx, appGUID)
+	if err != nil {
+		return "", err
+	}
+	for _, o := range bindings {
+		if o.GUID != bindingID && !o.Deleting {
+			return o.GUID, nil
+		}
+	}
+	return "", nil
+}
+
 // lastBinding reports whether bindingID is the app's last binding of our
 // plan. When the CF API cannot tell, the answer is no: a target left behind
 // is removed by the next reconcile, a target removed too early is a gap in
 // monitoring.
 func (b *Broker) lastBinding(ctx context.Context, logger lager.Logger, appGUID, bindingID string) bool {
-	others, err := b.bindings.AppBindings(ctx, appGUID)
+	other, err := b.otherBinding(ctx, appGUID, bindingID)
 	if err != nil {
 		logger.Error("app-bindings-lookup-failed-keeping-target", err)
 		return false
 	}
-	for _, o := range others {
-		if o.GUID != bindingID && !o.Deleting {
-			logger.Info("other-bindings-remain", lager.Data{"other_binding_id": o.GUID})
-			return false
-		}
+	if other != "" {
+		logger.Info("other-bindings-remain", lager.Data{"other_binding_id": other})
+		return false
 	}
 	return true
 }

@@ -29,6 +29,7 @@ import (
 	"github.com/alphagov/cf-app-discovery/broker"
 	"github.com/alphagov/cf-app-discovery/cfapi"
 	"github.com/alphagov/cf-app-discovery/httpsd"
+	"github.com/alphagov/cf-app-discovery/lease"
 	"github.com/alphagov/cf-app-discovery/proxy"
 	"github.com/alphagov/cf-app-discovery/reconcile"
 	"github.com/alphagov/cf-app-discovery/store"
@@ -111,6 +112,7 @@ func registered() map[string]*metric {
 		} else {
 			reconcile.NewMetrics(reg)
 			reconcile.NewWatchMetrics(reg, &reconcile.Watch{})
+			lease.NewMetrics(reg)
 		}
 	}
 	allow, err := proxy.ParseAllowList([]string{"example.com"})

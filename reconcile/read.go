@@ -36,7 +36,9 @@ type world struct {
 	settings map[string][]targets.BindingSettings
 	// bound are the apps some binding names, by guid.
 	bound map[string]bool
-	// returned are the bound apps CF returns, by guid.
+	// lookedUp are the apps the pass asked CF about, by guid; returned
+	// are those CF returns.
+	lookedUp map[string]bool
 	returned map[string]targets.App
 	// partial is set when live holds the bindings of some apps only: it
 	// then says nothing of the other records.
@@ -92,7 +94,10 @@ const maxTargetReads = 50
 // records only when one of the apps has a target file and no binding CF
 // lists (an unbind, or a bind in flight, which only a young record tells
 // apart); it looks up only the apps among them that are bound.
-func (r *Reconciler) read(ctx context.Context, logger lager.Logger, subset []string) (world, error) {
+//
+// A pass that verifies an earlier one of the same run is given what that
+// pass read (earlier), and looks fewer apps up (lookUp).
+func (r *Reconciler) read(ctx context.Context, logger lager.Logger, subset []string, earlier *world) (world, error) {
 	bucket := r.bucket()
 	var contents store.Contents
 	var err error
@@ -149,14 +154,63 @@ func (r *Reconciler) read(ctx context.Context, logger lager.Logger, subset []str
 	if subset != nil {
 		lookup = slices.DeleteFunc(slices.Clone(subset), func(g string) bool { return !w.bound[g] })
 	}
-	w.returned = map[string]targets.App{}
-	if len(lookup) > 0 {
-		w.returned, err = r.CF.Apps(ctx, lookup)
+	w.lookedUp = make(map[string]bool, len(lookup))
+	for _, g := range lookup {
+		w.lookedUp[g] = true
 	}
-	if err != nil {
+	if w.returned, err = r.lookUp(ctx, w, lookup, earlier); err != nil {
 		return world{}, fmt.Errorf("%w: reading apps from the CF API: %w", ErrReconcile, err)
 	}
 	return w, nil
+}
+
+// lookUp describes the apps of lookup as CF returns them. A pass that
+// verifies an earlier one asks CF only about the apps the earlier pass did
+// not look up, and those whose target file, rendered from what the earlier
+// pass read, the bucket does not hold: a bind, an unbind or a failed write
+// changed it since, perhaps from a newer look at the app. The others CF
+// described moments ago (a change since is the next watch's or
+// reconcile's), so that verifying a first run does not read every app
+// again: the second pass asks for the bindings only.
+func (r *Reconciler) lookUp(ctx context.Context, w world, lookup []string, earlier *world) (map[string]targets.App, error) {
+	if earlier == nil {
+		if len(lookup) == 0 {
+			return map[string]targets.App{}, nil
+		}
+		return r.CF.Apps(ctx, lookup)
+	}
+	out := make(map[string]targets.App, len(lookup))
+	var ask []string
+	for _, guid := range lookup {
+		app, returned := earlier.returned[guid]
+		switch {
+		case !earlier.lookedUp[guid]:
+			ask = append(ask, guid)
+		case !returned:
+			// Not returned then: deleted, or no longer visible.
+		case r.holds(w, app):
+			out[guid] = app
+		default:
+			ask = append(ask, guid)
+		}
+	}
+	if len(ask) > 0 {
+		fresh, err := r.CF.Apps(ctx, ask)
+		if err != nil {
+			return nil, err
+		}
+		maps.Copy(out, fresh)
+	}
+	return out, nil
+}
+
+// holds reports whether the bucket, as w listed it, holds app's target
+// file as w's settings would render it, in its place.
+func (r *Reconciler) holds(w world, app targets.App) bool {
+	settings, _ := w.settingsOf(app)
+	body := targets.RenderWith(app, targets.Options{PaaSDomain: r.PaaSDomain, Settings: settings, Addressing: r.Addressing})
+	change, ok := r.bucket().PlanTarget(store.Target{AppGUID: app.GUID, Started: app.Started(), Body: body}, w.bucket.TargetFiles(app.GUID))
+	return !ok || !change.Write
 }
 
 // AppsBindingsReader is a CFReader that can list the bindings of some apps

@@ -116,9 +116,10 @@ func (r *Reconciler) passes(ctx context.Context, logger lager.Logger, subset []s
 	var total Result
 	var err error
 	maxPasses := max(r.MaxPasses, 2)
+	var earlier *world
 	for pass := 1; pass <= maxPasses; pass++ {
 		var res Result
-		res, err = r.pass(ctx, logger.Session("pass", lager.Data{"pass": pass}), pass, subset)
+		res, earlier, err = r.pass(ctx, logger.Session("pass", lager.Data{"pass": pass}), pass, subset, earlier)
 		if pass == 1 {
 			total.Bound = res.Bound
 		}
@@ -141,11 +142,12 @@ func (r *Reconciler) passes(ctx context.Context, logger lager.Logger, subset []s
 }
 
 // pass reads the store and CF, plans the changes from what it read alone,
-// and applies them, for the apps of subset (every app when nil).
-func (r *Reconciler) pass(ctx context.Context, logger lager.Logger, pass int, subset []string) (Result, error) {
-	w, err := r.read(ctx, logger, subset)
+// and applies them, for the apps of subset (every app when nil). It
+// returns what it read, for the pass that verifies it.
+func (r *Reconciler) pass(ctx context.Context, logger lager.Logger, pass int, subset []string, earlier *world) (Result, *world, error) {
+	w, err := r.read(ctx, logger, subset, earlier)
 	if err != nil {
-		return Result{}, err
+		return Result{}, nil, err
 	}
 	guids := subset
 	if subset == nil {
@@ -162,7 +164,7 @@ func (r *Reconciler) pass(ctx context.Context, logger lager.Logger, pass int, su
 		RecordsAdopted: applied[kindAdoptRecord], RecordsRemoved: applied[kindRemoveRecord],
 		WritesConflicts: applied[kindConflict], Bound: w.boundAmong(guids),
 		notes: p.notes,
-	}, err
+	}, &w, err
 }
 
 func (r *Reconciler) bucket() *store.Bucket {

@@ -28,6 +28,10 @@ var _ = Describe("The Store contract", func() {
 		})
 	})
 
+	Describe("S3Store against SeaweedFS", func() {
+		storetest.DescribeContract(newSeaweedFSFixture)
+	})
+
 	Describe("storetest.Mem", func() {
 		storetest.DescribeContract(func() storetest.Fixture {
 			return storetest.NewMem().Fixture()

@@ -19,13 +19,15 @@ const tempPattern = ".tmp-*"
 // DirStore is the Store kept in a local directory with the bucket's layout
 // (<root>/active/<guid>.json and so on), for development and single-host
 // use. Writes are atomic: readers, Prometheus included, see the old file or
-// the new one, never a partial one. Its methods are safe for concurrent use
-// within one process; conditions are not enforced against other processes
-// writing the same directory.
+// the new one, never a partial one. Its methods are safe for concurrent use,
+// and conditions hold against other processes using the same directory
+// (two updaters on one host share the lease), where the system has flock.
 type DirStore struct {
 	root string
-	// mu makes a Put's condition check and its rename one step with
-	// respect to the other Puts and Deletes of this store.
+	// mu and lockRoot make a Put's condition check and its rename one step
+	// with respect to the other Puts and Deletes of this store (mu) and of
+	// other processes (lockRoot: flock is per open file, not per
+	// goroutine).
 	mu sync.Mutex
 }
 
@@ -42,7 +44,7 @@ func NewDir(root string) (*DirStore, error) {
 
 // Get reads an object's file.
 func (s *DirStore) Get(ctx context.Context, key string) ([]byte, string, error) {
-	if _, _, err := ParseKey(key); err != nil {
+	if err := CheckKey(key); err != nil {
 		return nil, "", fmt.Errorf("dir get: %w", err)
 	}
 	if err := ctx.Err(); err != nil {
@@ -61,7 +63,7 @@ func (s *DirStore) Get(ctx context.Context, key string) ([]byte, string, error) 
 // Put writes body to a temporary file in the object's directory, syncs it
 // and renames it over the object's file.
 func (s *DirStore) Put(ctx context.Context, key string, body []byte, cond Condition) (string, error) {
-	if _, _, err := ParseKey(key); err != nil {
+	if err := CheckKey(key); err != nil {
 		return "", fmt.Errorf("dir put: %w", err)
 	}
 	if err := ctx.Err(); err != nil {
@@ -83,8 +85,11 @@ func (s *DirStore) Put(ctx context.Context, key string, body []byte, cond Condit
 		}
 	}()
 
-	s.mu.Lock()
-	defer s.mu.Unlock()
+	unlock, err := s.lock()
+	if err != nil {
+		return "", fmt.Errorf("dir put %s: %w", key, err)
+	}
+	defer unlock()
 	if err := checkCondition(path, cond); err != nil {
 		return "", fmt.Errorf("dir put %s: %w", key, err)
 	}
@@ -98,15 +103,18 @@ func (s *DirStore) Put(ctx context.Context, key string, body []byte, cond Condit
 
 // Delete removes an object's file.
 func (s *DirStore) Delete(ctx context.Context, key string) error {
-	if _, _, err := ParseKey(key); err != nil {
+	if err := CheckKey(key); err != nil {
 		return fmt.Errorf("dir delete: %w", err)
 	}
 	if err := ctx.Err(); err != nil {
 		return fmt.Errorf("dir delete %s: %w", key, err)
 	}
 	path := s.path(key)
-	s.mu.Lock()
-	defer s.mu.Unlock()
+	unlock, err := s.lock()
+	if err != nil {
+		return fmt.Errorf("dir delete %s: %w", key, err)
+	}
+	defer unlock()
 	if err := os.Remove(path); err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return fmt.Errorf("dir delete %s: %w", key, err)
 	}
@@ -169,8 +177,23 @@ func (s *DirStore) stat(key string) (Object, error) {
 	return Object{Key: key, ETag: ContentETag(body), LastModified: info.ModTime()}, nil
 }
 
-// path is safe to build from key because ParseKey admits only
-// <prefix><guid>.json.
+// lock takes mu, then the root directory's lock shared with other
+// processes.
+func (s *DirStore) lock() (unlock func(), err error) {
+	s.mu.Lock()
+	release, err := lockRoot(s.root)
+	if err != nil {
+		s.mu.Unlock()
+		return nil, err
+	}
+	return func() {
+		release()
+		s.mu.Unlock()
+	}, nil
+}
+
+// path is safe to build from key because CheckKey admits only
+// <prefix><guid>.json and LeaseKey.
 func (s *DirStore) path(key string) string {
 	return filepath.Join(s.root, filepath.FromSlash(key))
 }

@@ -24,6 +24,10 @@ const (
 // single object such as a lease, its fixed key beside them.
 var guidPrefixes = []string{ActivePrefix, InactivePrefix, BindingPrefix, InstancePrefix}
 
+// LeaseKey is the key of the target updater's lease: one object, written
+// only with conditions, that says which updater instance reconciles.
+const LeaseKey = "leases/target-updater.json"
+
 // ErrInvalidKey is returned for a key that does not have one of the shapes
 // built here.
 var ErrInvalidKey = errors.New("invalid object key")
@@ -70,6 +74,17 @@ func ParseKey(key string) (prefix, guid string, err error) {
 		}
 	}
 	return "", "", fmt.Errorf("%.80q: %w", key, ErrInvalidKey)
+}
+
+// CheckKey accepts the keys a store reads and writes: those ParseKey
+// accepts, and LeaseKey. Anything else gives an error wrapping
+// ErrInvalidKey.
+func CheckKey(key string) error {
+	if key == LeaseKey {
+		return nil
+	}
+	_, _, err := ParseKey(key)
+	return err
 }
 
 // ValidPrefix reports whether keys are built under prefix: the prefixes a

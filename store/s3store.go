@@ -131,7 +131,7 @@ func NewS3(ctx context.Context, o S3Options) (*S3Store, error) {
 
 // Get reads an object with GetObject.
 func (s *S3Store) Get(ctx context.Context, key string) ([]byte, string, error) {
-	if _, _, err := ParseKey(key); err != nil {
+	if err := CheckKey(key); err != nil {
 		return nil, "", fmt.Errorf("s3 get: %w", err)
 	}
 	ctx, cancel := context.WithTimeout(ctx, s.timeout)
@@ -156,7 +156,7 @@ func (s *S3Store) Get(ctx context.Context, key string) ([]byte, string, error) {
 // corrupted body. Every answer that says the condition failed (412, 409,
 // or 404 to If-Match) gives ErrPreconditionFailed.
 func (s *S3Store) Put(ctx context.Context, key string, body []byte, cond Condition) (string, error) {
-	if _, _, err := ParseKey(key); err != nil {
+	if err := CheckKey(key); err != nil {
 		return "", fmt.Errorf("s3 put: %w", err)
 	}
 	ctx, cancel := context.WithTimeout(ctx, s.timeout)
@@ -194,7 +194,7 @@ func (s *S3Store) Put(ctx context.Context, key string, body []byte, cond Conditi
 // Delete removes an object with DeleteObject. S3 answers a missing object
 // with success, and so does Delete.
 func (s *S3Store) Delete(ctx context.Context, key string) error {
-	if _, _, err := ParseKey(key); err != nil {
+	if err := CheckKey(key); err != nil {
 		return fmt.Errorf("s3 delete: %w", err)
 	}
 	ctx, cancel := context.WithTimeout(ctx, s.timeout)

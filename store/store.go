@@ -34,7 +34,7 @@ type Condition struct {
 	IfNoneMatch bool
 }
 
-// Store holds objects under the keys ParseKey accepts. Bucket keeps the
+// Store holds objects under the keys CheckKey accepts. Bucket keeps the
 // rules of what goes where; Store only keeps the bytes.
 type Store interface {
 	// Get returns an object's content and ETag, or an error wrapping

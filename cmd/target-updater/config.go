@@ -23,13 +23,20 @@ type settings struct {
 	// WatchInterval is how often the updater follows CF's audit events and
 	// deployments between reconciles; 0 turns watching off.
 	WatchInterval time.Duration
+	// LeaseDuration is the period of the lease that lets one of several
+	// updater instances reconcile.
+	LeaseDuration time.Duration
 }
 
 const (
 	defaultSchedule      = "@every 5m"
 	defaultWatchInterval = 10 * time.Second
 	// minWatchInterval keeps a mistyped interval from hammering the CF API.
-	minWatchInterval = time.Second
+	minWatchInterval     = time.Second
+	defaultLeaseDuration = 30 * time.Second
+	// minLeaseDuration keeps renewals (every third of the period) from
+	// hammering the bucket.
+	minLeaseDuration = time.Second
 )
 
 // loadSettings reads the configuration and returns one error naming every
@@ -45,6 +52,7 @@ func loadSettings(e *config.Env) (settings, error) {
 		Schedule:      e.String("UPDATE_SCHEDULE", ""),
 		Addressing:    addressing(e),
 		WatchInterval: e.Duration("WATCH_INTERVAL", defaultWatchInterval, 0),
+		LeaseDuration: e.Duration("LEASE_DURATION", defaultLeaseDuration, minLeaseDuration),
 	}
 	if s.WatchInterval > 0 && s.WatchInterval < minWatchInterval {
 		e.Problem("WATCH_INTERVAL must be 0 (off) or at least %s, got %s", minWatchInterval, s.WatchInterval)

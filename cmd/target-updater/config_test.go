@@ -33,7 +33,26 @@ var _ = Describe("loadSettings", func() {
 		Expect(s.LogLevel).To(Equal("info"))
 		Expect(s.Addressing).To(Equal(targets.AppAddressing))
 		Expect(s.WatchInterval).To(Equal(10 * time.Second))
+		Expect(s.LeaseDuration).To(Equal(30 * time.Second))
 	})
+
+	DescribeTable("LEASE_DURATION",
+		func(value string, want time.Duration, problem string) {
+			vars := validVars()
+			vars["LEASE_DURATION"] = value
+			s, err := settingsFrom(vars)
+			if problem != "" {
+				Expect(err).To(MatchError(ContainSubstring(problem)))
+				return
+			}
+			Expect(err).NotTo(HaveOccurred())
+			Expect(s.LeaseDuration).To(Equal(want))
+		},
+		Entry("a duration", "1m", time.Minute, ""),
+		Entry("the shortest", "1s", time.Second, ""),
+		Entry("too short", "500ms", time.Duration(0), "LEASE_DURATION must be at least 1s"),
+		Entry("not a duration", "30", time.Duration(0), "LEASE_DURATION must be a duration"),
+	)
 
 	DescribeTable("instance addressing and watch interval",
 		func(extra map[string]string, addressing targets.Addressing, interval time.Duration, problem string) {

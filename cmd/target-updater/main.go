@@ -25,6 +25,7 @@ import (
 
 	"github.com/alphagov/cf-app-discovery/cfapi"
 	"github.com/alphagov/cf-app-discovery/config"
+	"github.com/alphagov/cf-app-discovery/lease"
 	"github.com/alphagov/cf-app-discovery/reconcile"
 	"github.com/alphagov/cf-app-discovery/store"
 )
@@ -68,45 +69,38 @@ func run(once bool) int {
 		}
 	}
 
-	runner := &runner{rec: rec, ctx: ctx, logger: logger}
-	scheduler := cron.New(cron.WithChain(cron.Recover(cronLogger{logger}), cron.SkipIfStillRunning(cronLogger{logger})))
-	if _, err := scheduler.AddJob(s.Schedule, runner); err != nil {
-		logger.Error("schedule", err)
+	// The watch, when on, is made once, for its metrics, and begun at each
+	// term of the lease.
+	var watch *reconcile.Watch
+	if s.WatchInterval > 0 {
+		watch = &reconcile.Watch{CF: cf, Apps: rec, Logger: logger}
+		watch.Metrics = reconcile.NewWatchMetrics(reg, watch)
+	}
+	// Several instances may run; the one holding the lease reconciles and
+	// watches.
+	holder := lease.NewHolderID()
+	ls, err := lease.New(lease.Options{Store: rec.Store, Holder: holder, Duration: s.LeaseDuration,
+		Logger: logger, Metrics: lease.NewMetrics(reg)})
+	if err != nil {
+		logger.Error("lease", err)
 		return 1
 	}
-	if s.WatchInterval > 0 {
-		runner.watch = &reconcile.Watch{CF: cf, Apps: rec, Logger: logger}
-		runner.watch.Metrics = reconcile.NewWatchMetrics(reg, runner.watch)
-		// The watch starts where the first full reconcile's reads start,
-		// by the CF API's clock. If the clock cannot be read now, the
-		// first watch reads it.
-		if err := runner.watch.Begin(ctx); err != nil {
-			logger.Error("watch-begin", err)
-		}
-	}
-	logger.Info("started", lager.Data{"schedule": s.Schedule, "watch_interval": s.WatchInterval.String(), "port": s.Port})
-	runner.Run()
-	scheduler.Start()
-	watching := make(chan struct{})
+	logger.Info("started", lager.Data{"schedule": s.Schedule, "watch_interval": s.WatchInterval.String(), "port": s.Port,
+		"holder": holder, "lease_duration": s.LeaseDuration.String()})
+	leaseDone := make(chan struct{})
 	go func() {
-		defer close(watching)
-		if runner.watch != nil {
-			runner.watchEvery(s.WatchInterval)
-		}
+		defer close(leaseDone)
+		ls.Run(ctx, func(term context.Context) { lead(term, rec, watch, s, logger) })
 	}()
 
 	<-ctx.Done()
 	logger.Info("stopping")
 	// CF waits 10 s after SIGTERM: let a running reconcile or watch notice
-	// the cancelled context and finish its current writes.
-	stopped := time.After(8 * time.Second)
+	// the cancelled context and finish its current writes, then release the
+	// lease.
 	select {
-	case <-scheduler.Stop().Done():
-	case <-stopped:
-	}
-	select {
-	case <-watching:
-	case <-stopped:
+	case <-leaseDone:
+	case <-time.After(8 * time.Second):
 	}
 	if server != nil {
 		shutdownCtx, cancel := context.WithTimeout(context.Background(), time.Second)
@@ -130,6 +124,38 @@ func newReconciler(ctx context.Context, s settings, reg prometheus.Registerer, l
 		Store: st, CF: cf, PaaSDomain: s.PaaSDomain, Addressing: s.Addressing, PlanID: s.PlanID,
 		Workers: 16, Logger: logger, Metrics: reconcile.NewMetrics(reg),
 	}, cf, nil
+}
+
+// lead reconciles and watches while this instance holds the lease: a full
+// reconcile at once, then on the schedule, and the watch in between, until
+// term ends. It returns once the last reconcile and watch have stopped.
+func lead(term context.Context, rec *reconcile.Reconciler, watch *reconcile.Watch, s settings, logger lager.Logger) {
+	runner := &runner{rec: rec, watch: watch, ctx: term, logger: logger}
+	scheduler := cron.New(cron.WithChain(cron.Recover(cronLogger{logger}), cron.SkipIfStillRunning(cronLogger{logger})))
+	if _, err := scheduler.AddJob(s.Schedule, runner); err != nil {
+		logger.Error("schedule", err)
+		return
+	}
+	if watch != nil {
+		// The watch starts where the term's first full reconcile's reads
+		// start, by the CF API's clock. If the clock cannot be read now,
+		// the first watch reads it.
+		if err := watch.Begin(term); err != nil {
+			logger.Error("watch-begin", err)
+		}
+	}
+	runner.Run()
+	scheduler.Start()
+	watching := make(chan struct{})
+	go func() {
+		defer close(watching)
+		if watch != nil {
+			runner.watchEvery(s.WatchInterval)
+		}
+	}()
+	<-term.Done()
+	<-scheduler.Stop().Done()
+	<-watching
 }
 
 // The watch's refreshes list the bindings of the apps they refresh only.

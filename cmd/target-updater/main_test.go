@@ -8,7 +8,10 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
+	"strings"
+	"time"
 
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
@@ -215,4 +218,61 @@ var _ = Describe("the target-updater binary", func() {
 			Expect(metrics()).NotTo(ContainSubstring("cf_app_discovery_watch_runs_total"))
 		})
 	})
+
+	Context("when two instances run", func() {
+		// metric reads one series of an instance's /metrics, or -1.
+		metric := func(port int, series string) func() float64 {
+			return func() float64 {
+				resp, err := http.Get("http://127.0.0.1:" + strconv.Itoa(port) + "/metrics")
+				if err != nil {
+					return -1
+				}
+				defer resp.Body.Close()
+				body, _ := io.ReadAll(resp.Body)
+				for _, line := range strings.Split(string(body), "\n") {
+					if v, ok := strings.CutPrefix(line, series+" "); ok {
+						f, _ := strconv.ParseFloat(v, 64)
+						return f
+					}
+				}
+				return -1
+			}
+		}
+		var base []string
+		BeforeEach(func() {
+			base = env
+		})
+		startOn := func(port int) *gexec.Session {
+			env = append(slices.Clone(base), "PORT="+strconv.Itoa(port), "LEASE_DURATION=1s", "UPDATE_SCHEDULE=@every 1s")
+			return start()
+		}
+
+		It("only the holder of the lease reconciles; when it is killed, the other takes over within two lease periods", func() {
+			const period = time.Second
+			portA, portB := freePort(), freePort()
+			a := startOn(portA)
+			Eventually(metric(portA, "cf_app_discovery_lease_held"), "20s").Should(Equal(1.0))
+			startOn(portB)
+			Eventually(metric(portB, "cf_app_discovery_lease_duration_seconds"), "20s").Should(Equal(1.0))
+			Consistently(metric(portB, "cf_app_discovery_lease_held"), 2*period).Should(Equal(0.0))
+			Expect(metric(portB, `cf_app_discovery_reconcile_runs_total{outcome="success"}`)()).To(Equal(0.0))
+
+			a.Kill()
+			killed := time.Now()
+			Eventually(metric(portB, "cf_app_discovery_lease_held"), 2*period, 10*time.Millisecond).Should(Equal(1.0))
+			AddReportEntry("take-over after SIGKILL of the holder", time.Since(killed).String())
+			Expect(cf.Scale(app.GUID, 3)).To(Succeed())
+			Eventually(func() (string, error) {
+				body, err := os.ReadFile(filepath.Join(dir, "active", app.GUID+".json"))
+				return string(body), err
+			}, "10s").Should(ContainSubstring(app.GUID + ":2"))
+		})
+	})
 })
+
+func freePort() int {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	ExpectWithOffset(1, err).NotTo(HaveOccurred())
+	defer ln.Close()
+	return ln.Addr().(*net.TCPAddr).Port
+}

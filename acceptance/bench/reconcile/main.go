@@ -1,21 +1,33 @@
 // Command reconcile benchmarks the target updater the way it runs in
-// production: the real binary, run with --once, against a fake CF API that
-// adds a fixed latency to every request and an S3-compatible server. It
-// prints CF requests, wall time, peak RSS and S3 operations of each run.
+// production: the real binary, serving, against a fake CF API that adds a
+// fixed latency to every request and an S3-compatible server. It measures
+// the updater's first run (at start) and its next scheduled one, in which
+// nothing changed, and prints for each the CF requests, wall time, the
+// updater's own CPU time and peak RSS, and S3 operations. With -once it
+// runs `target-updater --once` twice instead: two cold processes, which
+// know nothing of the bucket from a run before.
 //
 //	go run ./acceptance/bench/reconcile -updater bin/target-updater
 package main
 
 import (
+	"cmp"
 	"context"
+	"errors"
 	"flag"
 	"fmt"
+	"io"
+	"maps"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"os/exec"
+	"slices"
+	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -31,17 +43,21 @@ const bucket = "bench-targets"
 
 func main() {
 	updater := flag.String("updater", "bin/target-updater", "path of the target-updater binary")
-	apps := flag.Int("apps", 12000, "apps visible to the monitoring user")
 	bound := flag.Int("bound", 10000, "apps bound to the service")
+	apps := flag.Int("apps", 0, "apps visible to the monitoring user (default: 6 for every 5 bound)")
 	latency := flag.Duration("latency", 20*time.Millisecond, "latency the fake CF API adds to every request")
+	once := flag.Bool("once", false, "run target-updater --once twice instead of serving")
 	flag.Parse()
-	if err := run(*updater, *apps, *bound, *latency); err != nil {
+	if *apps == 0 {
+		*apps = *bound * 6 / 5
+	}
+	if err := run(*updater, *apps, *bound, *latency, *once); err != nil {
 		fmt.Fprintln(os.Stderr, "bench-reconcile:", err)
 		os.Exit(1)
 	}
 }
 
-func run(updater string, apps, bound int, latency time.Duration) error {
+func run(updater string, apps, bound int, latency time.Duration, once bool) error {
 	ctx := context.Background()
 	cf := fakecf.New(fakecf.Options{})
 	defer cf.Close()
@@ -69,19 +85,167 @@ func run(updater string, apps, bound int, latency time.Duration) error {
 	}
 
 	cf.SetLatency(latency)
-	fmt.Printf("bench-reconcile: %d bound apps of %d visible, %d routes on other domains, CF latency %s per request\n",
-		bound, apps, apps*3/10, latency)
-	fmt.Printf("%-26s %12s %10s %12s  %s\n", "run", "CF requests", "wall", "peak RSS", "S3 operations")
-	for _, name := range []string{"1: writes every target", "2: nothing changed"} {
+	how := "one serving updater: its run at start, then its next scheduled run"
+	if once {
+		how = "target-updater --once, twice"
+	}
+	fmt.Printf("bench-reconcile: %d bound apps of %d visible, %d routes on other domains, CF latency %s per request; %s\n",
+		bound, apps, apps*3/10, latency, how)
+	fmt.Printf("%-26s %12s %10s %8s %12s  %s\n", "run", "CF requests", "wall", "CPU", "peak RSS", "S3 operations")
+	env := updaterEnv(cf.URL(), s3srv.URL, pop.Plan.BrokerCatalogID)
+	names := []string{"1: writes every target", "2: nothing changed"}
+	report := func(run int, m measures) {
+		fmt.Printf("%-26s %12d %10s %7.2fs %9.1f MB  %s\n", names[run], cf.Requests(), m.wall.Round(time.Millisecond),
+			m.cpu.Seconds(), float64(m.peakRSS)/1024, s3.String())
+		fmt.Printf("%-26s %s\n", "", byPath(cf.RequestLog()))
 		cf.ResetCounts()
 		s3.reset()
-		took, rss, err := runOnce(updater, cf.URL(), s3srv.URL, pop.Plan.BrokerCatalogID)
+	}
+	cf.ResetCounts()
+	s3.reset()
+	if !once {
+		return serve(updater, env, report)
+	}
+	for i, name := range names {
+		m, err := runOnce(updater, env)
 		if err != nil {
 			return fmt.Errorf("run %q: %w", name, err)
 		}
-		fmt.Printf("%-26s %12d %10s %9.1f MB  %s\n", name, cf.Requests(), took.Round(time.Millisecond), float64(rss)/1024, s3.String())
+		report(i, m)
 	}
 	return nil
+}
+
+// serve runs the updater until it has finished two runs, measuring each
+// as it ends (report's counts are those of the run), then stops it.
+func serve(updater string, env []string, report func(run int, m measures)) error {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return err
+	}
+	port := ln.Addr().(*net.TCPAddr).Port
+	_ = ln.Close()
+	cmd := exec.Command(updater)
+	// The run at start, then one every 15 s; a run still going skips the
+	// ticks, so the second run starts within 15 s of the first's end. No
+	// watch in between: its requests would count with the second run.
+	cmd.Env = append(env, "PORT="+strconv.Itoa(port), "UPDATE_SCHEDULE=@every 15s", "WATCH_INTERVAL=0")
+	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
+	if err := cmd.Start(); err != nil {
+		return err
+	}
+	exited := make(chan struct{})
+	go func() {
+		_ = cmd.Wait()
+		close(exited)
+	}()
+	defer func() {
+		_ = cmd.Process.Signal(syscall.SIGTERM)
+		<-exited
+	}()
+	pid := cmd.Process.Pid
+	metrics := "http://127.0.0.1:" + strconv.Itoa(port) + "/metrics"
+	var cpuBefore time.Duration
+	var durationBefore float64
+	for run := range 2 {
+		for {
+			success, failure, duration := runCounters(metrics)
+			if failure > 0 {
+				return fmt.Errorf("run %d failed", run+1)
+			}
+			if success > float64(run) {
+				cpu := cpuTime(pid)
+				report(run, measures{wall: time.Duration((duration - durationBefore) * float64(time.Second)),
+					cpu: cpu - cpuBefore, peakRSS: vmHWM(pid)})
+				cpuBefore, durationBefore = cpu, duration
+				// Peak RSS from here on: the kernel resets VmHWM to the
+				// current RSS.
+				if err := os.WriteFile(fmt.Sprintf("/proc/%d/clear_refs", pid), []byte("5"), 0); err != nil {
+					return fmt.Errorf("resetting the peak RSS: %w", err)
+				}
+				break
+			}
+			select {
+			case <-exited:
+				return errors.New("the updater exited")
+			case <-time.After(20 * time.Millisecond): // polling the updater's metrics
+			}
+		}
+	}
+	return nil
+}
+
+// runCounters reads the updater's successful and failed runs and the sum
+// of their durations from its /metrics; zeros until it answers.
+func runCounters(url string) (success, failure, duration float64) {
+	resp, err := http.Get(url)
+	if err != nil {
+		return 0, 0, 0
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	for _, line := range strings.Split(string(body), "\n") {
+		name, value, ok := strings.Cut(line, " ")
+		if !ok {
+			continue
+		}
+		v, _ := strconv.ParseFloat(value, 64)
+		switch name {
+		case `cf_app_discovery_reconcile_runs_total{outcome="success"}`:
+			success = v
+		case `cf_app_discovery_reconcile_runs_total{outcome="failure"}`:
+			failure = v
+		case "cf_app_discovery_reconcile_duration_seconds_sum":
+			duration = v
+		}
+	}
+	return success, failure, duration
+}
+
+// cpuTime is a live process's user and system time so far, from
+// /proc/<pid>/stat, whose clock ticks are hundredths of a second on Linux.
+func cpuTime(pid int) time.Duration {
+	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0
+	}
+	// The fields after the command name, which is in parentheses.
+	fields := strings.Fields(string(data[strings.LastIndexByte(string(data), ')')+1:]))
+	if len(fields) < 13 {
+		return 0
+	}
+	utime, _ := strconv.ParseInt(fields[11], 10, 64)
+	stime, _ := strconv.ParseInt(fields[12], 10, 64)
+	return time.Duration(utime+stime) * 10 * time.Millisecond
+}
+
+// updaterEnv is the updater's configuration against the fakes.
+func updaterEnv(cfURL, s3URL, planID string) []string {
+	return append(os.Environ(),
+		"API_ENDPOINT="+cfURL,
+		"UAA_USERNAME="+fakecf.DefaultUsername, "UAA_PASSWORD="+fakecf.DefaultPassword,
+		"PLAN_ID="+planID, "PAAS_DOMAIN=apps.example.com",
+		"BUCKET_NAME="+bucket, "AWS_REGION=us-east-1", "S3_ENDPOINT="+s3URL,
+		"AWS_ACCESS_KEY_ID=bench", "AWS_SECRET_ACCESS_KEY=bench",
+		"LOG_LEVEL=error",
+	)
+}
+
+// byPath counts CF requests by path, most first.
+func byPath(log []string) string {
+	counts := map[string]int{}
+	for _, line := range log {
+		_, uri, _ := strings.Cut(line, " ")
+		path, _, _ := strings.Cut(uri, "?")
+		counts[path]++
+	}
+	paths := slices.Collect(maps.Keys(counts))
+	slices.SortFunc(paths, func(a, b string) int { return cmp.Or(counts[b]-counts[a], strings.Compare(a, b)) })
+	var parts []string
+	for _, p := range paths {
+		parts = append(parts, fmt.Sprintf("%s %d", p, counts[p]))
+	}
+	return strings.Join(parts, ", ")
 }
 
 // seedRecords writes the binding records the broker would have written.
@@ -123,20 +287,20 @@ func seedRecords(ctx context.Context, endpoint string, bindings []fakecf.Binding
 	}
 }
 
-func runOnce(updater, cfURL, s3URL, planID string) (time.Duration, int64, error) {
+// measures is what one run of the updater cost.
+type measures struct {
+	wall    time.Duration
+	cpu     time.Duration // user and system time of the updater alone
+	peakRSS int64         // KiB
+}
+
+func runOnce(updater string, env []string) (measures, error) {
 	cmd := exec.Command(updater, "--once")
-	cmd.Env = append(os.Environ(),
-		"API_ENDPOINT="+cfURL,
-		"UAA_USERNAME="+fakecf.DefaultUsername, "UAA_PASSWORD="+fakecf.DefaultPassword,
-		"PLAN_ID="+planID, "PAAS_DOMAIN=apps.example.com",
-		"BUCKET_NAME="+bucket, "AWS_REGION=us-east-1", "S3_ENDPOINT="+s3URL,
-		"AWS_ACCESS_KEY_ID=bench", "AWS_SECRET_ACCESS_KEY=bench",
-		"LOG_LEVEL=error",
-	)
+	cmd.Env = env
 	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
 	start := time.Now()
 	if err := cmd.Start(); err != nil {
-		return 0, 0, err
+		return measures{}, err
 	}
 	// The child's ru_maxrss would include this process's own RSS, inherited
 	// through vfork and exec, so the peak is read from the child's VmHWM.
@@ -159,9 +323,13 @@ func runOnce(updater, cfURL, s3URL, planID string) (time.Duration, int64, error)
 		}
 	}()
 	err := cmd.Wait()
-	took := time.Since(start)
+	m := measures{wall: time.Since(start)}
 	close(done)
-	return took, <-peak, err
+	m.peakRSS = <-peak
+	if cmd.ProcessState != nil {
+		m.cpu = cmd.ProcessState.UserTime() + cmd.ProcessState.SystemTime()
+	}
+	return m, err
 }
 
 // vmHWM returns a live process's peak resident set size in KiB, or 0.
@@ -188,6 +356,11 @@ type opCounter struct {
 }
 
 func (c *opCounter) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if strings.HasSuffix(r.URL.Path, "/"+store.LeaseKey) {
+		// The lease is the serving updater's, not the run's.
+		c.handler.ServeHTTP(w, r)
+		return
+	}
 	op := r.Method
 	if r.Method == http.MethodGet && r.URL.Query().Has("list-type") {
 		op = "LIST"
