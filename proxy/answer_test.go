@@ -199,3 +199,36 @@ var _ = Describe("Answering with the upstream's response", func() {
 		Entry("conflicting lengths: 502", "HTTP/1.1 200 OK\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\nup 1\n", true, "HTTP/1.1", 502, "failed", "length", false),
 	)
 })
+
+var _ = Describe("Reusing upstream connections", func() {
+	It("reuses a connection that has been idle for longer than the last scrape's timeout", func() {
+		// The client leaves the last response's read deadline on an idle
+		// connection; checking the connection before the next scrape must
+		// not trip over it.
+		var conns atomic.Int32
+		server := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+			_, _ = io.WriteString(w, "ok")
+		}))
+		server.Config.ConnState = func(_ net.Conn, s http.ConnState) {
+			if s == http.StateNew {
+				conns.Add(1)
+			}
+		}
+		server.Start()
+		DeferCleanup(server.Close)
+		p, _ := newProxy(proxy.Options{UpstreamScheme: "http", UpstreamAddr: server.Listener.Addr().String()}, nil)
+		DeferCleanup(p.CloseIdleConnections)
+		addr := startProxy(p)
+		scrape := func() {
+			r := httptest.NewRequest("GET", "http://my-app.example.com/metrics?"+scrapeQuery(appGUID, "0"), nil)
+			r.Header.Set("X-Prometheus-Scrape-Timeout-Seconds", "0.05")
+			w := send(addr, r)
+			Expect(w.Code).To(Equal(http.StatusOK), w.Body.String())
+		}
+
+		scrape()
+		time.Sleep(100 * time.Millisecond) // the first scrape's deadline passes; no race is arranged
+		scrape()
+		Expect(conns.Load()).To(Equal(int32(1)))
+	})
+})

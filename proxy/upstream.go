@@ -169,12 +169,12 @@ func (c *upstreamConn) clean() bool {
 		return true
 	}
 	clean := false
-	err := c.sock.raw.Read(func(fd uintptr) bool {
+	// Control, not Read: Read refuses to run past the last read deadline.
+	err := c.sock.raw.Control(func(fd uintptr) {
 		_, _, err := syscall.Recvfrom(int(fd), c.probe[:], syscall.MSG_PEEK|syscall.MSG_DONTWAIT)
 		// EAGAIN: nothing to read. Otherwise bytes, the upstream's
 		// close (0 bytes and no error), or a failed connection.
 		clean = errors.Is(err, syscall.EAGAIN)
-		return true
 	})
 	return clean && err == nil
 }
