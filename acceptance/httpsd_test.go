@@ -99,7 +99,7 @@ var _ = Describe("http_sd: Prometheus hosts that ask the broker for their target
 	It("drops an unbound app at the next refresh, and keeps the others", func() {
 		unbind(shopBinding)
 		Eventually(every(proms, targetsOf("sd-shop"), BeEmpty()), settle).Should(Succeed())
-		every(proms, upInstances("sd-stock"), Equal(instances(stock.GUID, 1)))(Default)
+		Eventually(every(proms, upInstances("sd-stock"), Equal(instances(stock.GUID, 1))), settle).Should(Succeed())
 	})
 })
 
