@@ -90,14 +90,7 @@ func (c *Client) App(ctx context.Context, appGUID string) (targets.App, error) {
 // process and route 5000 a page, so the cost grows with pages, not apps.
 // Any failure gives an error and no map.
 func (c *Client) Apps(ctx context.Context, guids []string) (map[string]targets.App, error) {
-	want := map[string]bool{}
-	var ordered []string
-	for _, g := range guids {
-		if scrape.ValidGUID(g) && !want[g] {
-			want[g] = true
-			ordered = append(ordered, g)
-		}
-	}
+	ordered, want := validGUIDs(guids)
 	if len(ordered) == 0 {
 		return map[string]targets.App{}, nil
 	}

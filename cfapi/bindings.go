@@ -98,14 +98,7 @@ func (c *Client) AppBindings(ctx context.Context, appGUID string) ([]Binding, er
 // batches short enough for the API's front proxy (one request per 100 apps
 // and plan). Strings that are not GUIDs are left out.
 func (c *Client) AppsBindings(ctx context.Context, appGUIDs []string) ([]Binding, error) {
-	var valid []string
-	seen := map[string]bool{}
-	for _, g := range appGUIDs {
-		if scrape.ValidGUID(g) && !seen[g] {
-			seen[g] = true
-			valid = append(valid, g)
-		}
-	}
+	valid, _ := validGUIDs(appGUIDs)
 	if len(valid) == 0 {
 		return nil, nil
 	}
@@ -117,9 +110,7 @@ func (c *Client) AppsBindings(ctx context.Context, appGUIDs []string) ([]Binding
 		}
 		out = append(out, bindings...)
 	}
-	slices.SortFunc(out, func(a, b Binding) int {
-		return cmp.Or(a.CreatedAt.Compare(b.CreatedAt), cmp.Compare(a.GUID, b.GUID))
-	})
+	sortOldestFirst(out)
 	return out, nil
 }
 
@@ -148,9 +139,7 @@ func (c *Client) planBindings(ctx context.Context, filter ...string) ([]Binding,
 		}
 		out = append(out, bindings...)
 	}
-	slices.SortFunc(out, func(a, b Binding) int {
-		return cmp.Or(a.CreatedAt.Compare(b.CreatedAt), cmp.Compare(a.GUID, b.GUID))
-	})
+	sortOldestFirst(out)
 	return out, nil
 }
 
@@ -180,4 +169,24 @@ func (c *Client) plans(ctx context.Context) ([]string, error) {
 	c.planGUIDs = guids
 	c.mu.Unlock()
 	return guids, nil
+}
+
+// sortOldestFirst orders bindings by creation, then guid.
+func sortOldestFirst(bindings []Binding) {
+	slices.SortFunc(bindings, func(a, b Binding) int {
+		return cmp.Or(a.CreatedAt.Compare(b.CreatedAt), cmp.Compare(a.GUID, b.GUID))
+	})
+}
+
+// validGUIDs keeps the GUIDs among guids, each once, in their order, and
+// says which they are: a filter is never built from anything else.
+func validGUIDs(guids []string) (ordered []string, set map[string]bool) {
+	set = map[string]bool{}
+	for _, g := range guids {
+		if scrape.ValidGUID(g) && !set[g] {
+			set[g] = true
+			ordered = append(ordered, g)
+		}
+	}
+	return ordered, set
 }
