@@ -147,17 +147,23 @@ func (b *Broker) bindApp(ctx context.Context, logger lager.Logger, appGUID strin
 // writeTargetOrFail places the app's target file where its state says,
 // with the settings of its bindings over those of its annotations.
 func (b *Broker) writeTargetOrFail(ctx context.Context, logger lager.Logger, app targets.App, bound targets.Settings) error {
+	if err := b.bucket.PutTarget(ctx, b.target(logger, app, bound)); err != nil {
+		logger.Error("write-target-failed", err)
+		return errStoreUnavailable("could not write the app's targets", err)
+	}
+	return nil
+}
+
+// target is the app's target file, rendered with the settings of its
+// bindings (bound) over those of its annotations, in the broker's
+// addressing.
+func (b *Broker) target(logger lager.Logger, app targets.App, bound targets.Settings) store.Target {
 	settings, ignored := targets.Resolve(app, bound)
 	for _, i := range ignored {
 		logger.Info("setting-ignored", lager.Data{"key": i.Key, "reason": i.Reason})
 	}
 	body := targets.RenderWith(app, targets.Options{PaaSDomain: b.paasDomain, Settings: settings, Addressing: b.addressing})
-	t := store.Target{AppGUID: app.GUID, Started: app.Started(), Body: body}
-	if err := b.bucket.PutTarget(ctx, t); err != nil {
-		logger.Error("write-target-failed", err)
-		return errStoreUnavailable("could not write the app's targets", err)
-	}
-	return nil
+	return store.Target{AppGUID: app.GUID, Started: app.Started(), Body: body}
 }
 
 func (b *Broker) validateBind(instanceID, bindingID, appGUID string, details domain.BindDetails) error {

@@ -69,6 +69,19 @@ var _ = Describe("Two broker instances on one route", func() {
 		Expect(one.read(target)).To(ContainSubstring(appGUID + ":1"))
 	})
 
+	It("writes the target file again with the settings of the binding that remains", func() {
+		removal, unbinds := unbindHeld()
+		two.cf.setBinding(cfapi.Binding{GUID: binding2ID, AppGUID: appGUID})
+		body := bindBody(appGUID)
+		body["parameters"] = map[string]any{"path": "/admin/metrics"}
+		Expect(two.bindWith(binding2ID, body).status).To(Equal(http.StatusCreated))
+		removal.release()
+		Expect((<-unbinds).status).To(Equal(http.StatusOK))
+		one.cf.forgetBinding(bindingID)
+
+		Expect(one.read(target)).To(ContainSubstring(`"__metrics_path__": "/admin/metrics"`))
+	})
+
 	It("a target file written again for a binding that goes meanwhile is removed again", func() {
 		removal, unbinds := unbindHeld()
 		two.cf.setBinding(cfapi.Binding{GUID: binding2ID, AppGUID: appGUID})

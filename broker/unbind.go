@@ -147,10 +147,7 @@ func (b *Broker) settleTargets(ctx context.Context, logger lager.Logger, appGUID
 			return kept
 		}
 		if others {
-			app, err := b.apps.App(ctx, appGUID)
-			if err == nil {
-				err = b.bucket.PutTarget(ctx, store.Target{AppGUID: app.GUID, Started: app.Started(), Body: targets.Render(app, b.paasDomain)})
-			}
+			err := b.rewriteTarget(ctx, logger, appGUID, bindingID)
 			if err != nil {
 				logger.Error("settle-write-target-failed", err)
 				return kept
@@ -167,6 +164,28 @@ func (b *Broker) settleTargets(ctx context.Context, logger lager.Logger, appGUID
 	}
 	logger.Info("target-not-settled", lager.Data{"kept": kept})
 	return kept
+}
+
+// rewriteTarget writes the app's target file again, as a bind would: with
+// the settings of its bindings (all but bindingID, which is going) over
+// those of its annotations, in the broker's addressing.
+func (b *Broker) rewriteTarget(ctx context.Context, logger lager.Logger, appGUID, bindingID string) error {
+	app, err := b.apps.App(ctx, appGUID)
+	if err != nil {
+		return err
+	}
+	bindings, err := b.bindings.AppBindings(ctx, appGUID)
+	if err != nil {
+		return err
+	}
+	others, err := b.boundSettings(ctx, logger, bindingID, bindings)
+	if err != nil {
+		return err
+	}
+	// A conflict stored by racing binds: the oldest binding's settings
+	// apply, as in the target updater.
+	bound, _ := targets.Combine(inOrder(others))
+	return b.bucket.PutTarget(ctx, b.target(logger, app, bound))
 }
 
 // otherBinding returns a binding of the app to our plan, other than
