@@ -22,21 +22,15 @@ import (
 	"math/rand/v2"
 	"net"
 	"net/http"
-	"net/http/httptest"
 	"os"
 	"os/exec"
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"time"
 
-	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/credentials"
-	"github.com/johannesboyne/gofakes3"
-	"github.com/johannesboyne/gofakes3/backend/s3mem"
-
+	"github.com/alphagov/cf-app-discovery/acceptance/bench/benchkit"
 	"github.com/alphagov/cf-app-discovery/acceptance/fakecf"
 	"github.com/alphagov/cf-app-discovery/store"
 	"github.com/alphagov/cf-app-discovery/targets"
@@ -87,20 +81,20 @@ func run(o options) error {
 	}
 	cf.Warm()
 
-	s3srv := httptest.NewServer(gofakes3.New(s3mem.New(), gofakes3.WithAutoBucket(true)).Server())
-	defer s3srv.Close()
-	st, err := newStore(ctx, s3srv.URL)
+	s3 := benchkit.NewS3(nil)
+	defer s3.Close()
+	st, err := s3.Store(ctx, bucket)
 	if err != nil {
 		return err
 	}
-	if err := seedRecords(ctx, st, pop.Bindings); err != nil {
+	if err := benchkit.SeedRecords(ctx, st, pop.Bindings); err != nil {
 		return err
 	}
 
 	cf.SetLatency(o.latency)
 	fmt.Printf("bench-freshness: %d bound apps of %d visible, CF latency %s per request, WATCH_INTERVAL=%s, UPDATE_SCHEDULE=%s\n",
 		o.bound, o.apps, o.latency, o.watch, o.schedule)
-	updater, err := startUpdater(ctx, o, cf.URL(), s3srv.URL, pop.Plan.BrokerCatalogID)
+	updater, err := startUpdater(ctx, o, cf.URL(), s3, pop.Plan.BrokerCatalogID)
 	if err != nil {
 		return err
 	}
@@ -426,45 +420,13 @@ func decodeGroups(body []byte) ([]targets.TargetGroup, error) {
 	return groups, err
 }
 
-func newStore(ctx context.Context, endpoint string) (store.Store, error) {
-	creds := aws.Config{Region: "us-east-1", Credentials: credentials.NewStaticCredentialsProvider("bench", "bench", "")}
-	return store.NewS3(ctx, store.S3Options{Bucket: bucket, Endpoint: endpoint, AWSConfig: &creds})
-}
-
-// seedRecords writes the binding records the broker would have written.
-func seedRecords(ctx context.Context, st store.Store, bindings []fakecf.Binding) error {
-	work := make(chan fakecf.Binding)
-	var mu sync.Mutex
-	var first error
-	var wg sync.WaitGroup
-	for range 16 {
-		wg.Go(func() {
-			for b := range work {
-				key, _ := store.BindingKey(b.GUID)
-				body, _ := store.Binding{BindingGUID: b.GUID, AppGUID: b.AppGUID, PlanID: "plan", CreatedAt: b.CreatedAt, Source: store.SourceBroker}.Marshal()
-				if _, err := st.Put(ctx, key, body, store.Condition{}); err != nil {
-					mu.Lock()
-					first = cmp.Or(first, err)
-					mu.Unlock()
-				}
-			}
-		})
-	}
-	for _, b := range bindings {
-		work <- b
-	}
-	close(work)
-	wg.Wait()
-	return first
-}
-
 // process is the running updater.
 type process struct {
 	cmd     *exec.Cmd
 	metrics func() (map[string]string, error)
 }
 
-func startUpdater(ctx context.Context, o options, cfURL, s3URL, planID string) (*process, error) {
+func startUpdater(ctx context.Context, o options, cfURL string, s3 *benchkit.S3, planID string) (*process, error) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return nil, err
@@ -472,12 +434,8 @@ func startUpdater(ctx context.Context, o options, cfURL, s3URL, planID string) (
 	port := ln.Addr().(*net.TCPAddr).Port
 	ln.Close()
 	cmd := exec.CommandContext(ctx, o.updater)
-	cmd.Env = append(os.Environ(),
-		"API_ENDPOINT="+cfURL,
-		"UAA_USERNAME="+fakecf.DefaultUsername, "UAA_PASSWORD="+fakecf.DefaultPassword,
-		"PLAN_ID="+planID, "PAAS_DOMAIN=apps.example.com",
-		"BUCKET_NAME="+bucket, "AWS_REGION=us-east-1", "S3_ENDPOINT="+s3URL,
-		"AWS_ACCESS_KEY_ID=bench", "AWS_SECRET_ACCESS_KEY=bench",
+	cmd.Env = append(s3.Env(cfURL, bucket),
+		"PLAN_ID="+planID,
 		"PORT="+strconv.Itoa(port), "WATCH_INTERVAL="+o.watch.String(), "UPDATE_SCHEDULE="+o.schedule,
 		"INSTANCE_ADDRESSING=process", "LOG_LEVEL="+cmp.Or(os.Getenv("BENCH_LOG_LEVEL"), "error"),
 	)

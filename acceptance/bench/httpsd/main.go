@@ -17,7 +17,6 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"net/http/httptest"
 	"os"
 	"os/exec"
 	"runtime"
@@ -27,12 +26,9 @@ import (
 	"sync"
 	"time"
 
-	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/credentials"
-	"github.com/johannesboyne/gofakes3"
-	"github.com/johannesboyne/gofakes3/backend/s3mem"
 	"golang.org/x/sync/errgroup"
 
+	"github.com/alphagov/cf-app-discovery/acceptance/bench/benchkit"
 	"github.com/alphagov/cf-app-discovery/acceptance/fakecf"
 	"github.com/alphagov/cf-app-discovery/httpsd"
 	"github.com/alphagov/cf-app-discovery/store"
@@ -81,11 +77,9 @@ func run(o options) error {
 	ctx := context.Background()
 	cf := fakecf.New(fakecf.Options{})
 	defer cf.Close()
-	s3 := &opCounter{handler: gofakes3.New(s3mem.New(), gofakes3.WithAutoBucket(true)).Server()}
-	s3srv := httptest.NewServer(s3)
-	defer s3srv.Close()
-	creds := aws.Config{Region: "us-east-1", Credentials: credentials.NewStaticCredentialsProvider("bench", "bench", "")}
-	st, err := store.NewS3(ctx, store.S3Options{Bucket: bucket, Endpoint: s3srv.URL, AWSConfig: &creds})
+	s3 := benchkit.NewS3(nil)
+	defer s3.Close()
+	st, err := s3.Store(ctx, bucket)
 	if err != nil {
 		return err
 	}
@@ -104,9 +98,9 @@ func run(o options) error {
 		return err
 	}
 	b := &broker{base: "http://127.0.0.1:" + port, client: client(o.burst)}
-	s3.reset()
+	s3.Reset()
 	started := time.Now()
-	cmd, err := startBroker(o, port, cf.URL(), s3srv.URL)
+	cmd, err := startBroker(o, port, cf.URL(), s3)
 	if err != nil {
 		return err
 	}
@@ -154,7 +148,7 @@ func run(o options) error {
 
 	fmt.Printf("\n%-62s %8s %10s %10s %10s %14s\n", "load", "answers", "p50", "p99", "max", "broker CPU")
 	pid := cmd.Process.Pid
-	cpu := cpuTime(pid)
+	cpu := benchkit.CPUTime(pid)
 	for _, gzipped := range []bool{true, false} {
 		polled, err := b.poll(o.pollers, o.poll, o.duration, gzipped)
 		if err != nil {
@@ -190,18 +184,18 @@ func run(o options) error {
 		if err := b.waitFor(changed.Routes[0].Address()); err != nil {
 			return err
 		}
-		before := cpuTime(pid)
+		before := benchkit.CPUTime(pid)
 		took, err := b.bursts(o.burst, 0, func(i int) string { return filterPath(round*o.burst + i) }, true)
 		if err != nil {
 			return err
 		}
-		coldCPU += cpuTime(pid) - before
+		coldCPU += benchkit.CPUTime(pid) - before
 		cold = append(cold, took...)
 	}
-	printLatency(fmt.Sprintf("bursts of %d, by org and space, after a change, gzip", o.burst), cold, pid, cpuTime(pid)-coldCPU)
+	printLatency(fmt.Sprintf("bursts of %d, by org and space, after a change, gzip", o.burst), cold, pid, benchkit.CPUTime(pid)-coldCPU)
 
 	fmt.Printf("the broker's CPU time includes its refreshes every %s; load average now %s\n", o.interval, loadAverage())
-	rss, hwm := memory(cmd.Process.Pid)
+	rss, hwm := benchkit.Memory(cmd.Process.Pid)
 	fmt.Printf("\nbroker RSS (the broker process's VmRSS, /proc): %.1f MB now, %.1f MB peak (VmHWM)\n", float64(rss)/1024, float64(hwm)/1024)
 	return nil
 }
@@ -246,16 +240,13 @@ func putApps(ctx context.Context, st *store.S3Store, apps []targets.App) error {
 	return g.Wait()
 }
 
-func startBroker(o options, port, cfURL, s3URL string) (*exec.Cmd, error) {
+func startBroker(o options, port, cfURL string, s3 *benchkit.S3) (*exec.Cmd, error) {
 	cmd := exec.Command(o.broker)
-	cmd.Env = append(os.Environ(),
+	cmd.Env = append(s3.Env(cfURL, bucket),
 		"PORT="+port, "LOG_LEVEL=error",
 		"BROKER_USERNAME=cc", "BROKER_PASSWORD=bench-osb-password",
 		"SD_USERNAME="+sdUser, "SD_PASSWORD="+sdPassword, "SD_REFRESH_INTERVAL="+o.interval.String(),
-		"SERVICE_ID=service-id", "PLAN_ID=plan-id", "PAAS_DOMAIN=apps.example.com",
-		"API_ENDPOINT="+cfURL, "UAA_USERNAME="+fakecf.DefaultUsername, "UAA_PASSWORD="+fakecf.DefaultPassword,
-		"BUCKET_NAME="+bucket, "AWS_REGION=us-east-1", "S3_ENDPOINT="+s3URL,
-		"AWS_ACCESS_KEY_ID=bench", "AWS_SECRET_ACCESS_KEY=bench",
+		"SERVICE_ID=service-id", "PLAN_ID=plan-id",
 	)
 	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
 	return cmd, cmd.Start()
@@ -365,7 +356,7 @@ func (b *broker) waitRefresh(count int) (int, float64, error) {
 // counts the S3 operations of the next refresh and reads its duration from
 // the broker's metrics. The changes are PUTs; the view only lists and
 // reads.
-func (b *broker) measureRefresh(s3 *opCounter, change func() error) (time.Duration, string, error) {
+func (b *broker) measureRefresh(s3 *benchkit.S3, change func() error) (time.Duration, string, error) {
 	n, _, err := b.refreshes()
 	if err != nil {
 		return 0, "", err
@@ -374,19 +365,19 @@ func (b *broker) measureRefresh(s3 *opCounter, change func() error) (time.Durati
 	if err != nil {
 		return 0, "", err
 	}
-	s3.reset()
+	s3.Reset()
 	if err := change(); err != nil {
 		return 0, "", err
 	}
-	puts := s3.count("PUT")
+	puts := s3.Count("PUT")
 	after, sum, err := b.waitRefresh(n)
 	if err != nil {
 		return 0, "", err
 	}
-	if after != n+1 || s3.count("GET") != puts {
-		return 0, "", fmt.Errorf("a refresh overlapped the change (%d refreshes, %d PUTs, %d GETs): use a longer -interval", after-n, puts, s3.count("GET"))
+	if after != n+1 || s3.Count("GET") != puts {
+		return 0, "", fmt.Errorf("a refresh overlapped the change (%d refreshes, %d PUTs, %d GETs): use a longer -interval", after-n, puts, s3.Count("GET"))
 	}
-	return time.Duration((sum - before) * float64(time.Second)), s3.viewOps(), nil
+	return time.Duration((sum - before) * float64(time.Second)), fmt.Sprintf("LIST %d, GET %d", s3.Count("LIST"), s3.Count("GET")), nil
 }
 
 // poll has hosts ask for every group, each every pause, for d.
@@ -458,7 +449,7 @@ func (b *broker) bursts(n, rounds int, path func(int) string, gzipped bool) ([]t
 // printLatency prints the percentiles of d and the broker's CPU time per
 // answer since cpuBefore, and returns the broker's CPU time now.
 func printLatency(name string, d []time.Duration, pid int, cpuBefore time.Duration) time.Duration {
-	cpu := cpuTime(pid)
+	cpu := benchkit.CPUTime(pid)
 	slices.Sort(d)
 	pct := func(p float64) time.Duration {
 		i := int(p*float64(len(d))+0.999999) - 1
@@ -468,20 +459,6 @@ func printLatency(name string, d []time.Duration, pid int, cpuBefore time.Durati
 		pct(0.50).Round(10*time.Microsecond), pct(0.99).Round(10*time.Microsecond), d[len(d)-1].Round(10*time.Microsecond),
 		float64(cpu-cpuBefore)/float64(time.Millisecond)/float64(len(d)))
 	return cpu
-}
-
-// cpuTime returns the user and system CPU time a process has used, from
-// /proc (in clock ticks of 10 ms).
-func cpuTime(pid int) time.Duration {
-	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return 0
-	}
-	// The fields after the command name, which is in parentheses.
-	fields := strings.Fields(string(data[strings.LastIndexByte(string(data), ')')+1:]))
-	utime, _ := strconv.ParseInt(fields[11], 10, 64)
-	stime, _ := strconv.ParseInt(fields[12], 10, 64)
-	return time.Duration(utime+stime) * 10 * time.Millisecond
 }
 
 func freePort() (string, error) {
@@ -500,71 +477,4 @@ func loadAverage() string {
 		return "unknown"
 	}
 	return strings.Join(strings.Fields(string(data))[:3], " ")
-}
-
-// memory returns a live process's resident set size and its peak, in KiB.
-func memory(pid int) (rss, hwm int64) {
-	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
-	if err != nil {
-		return 0, 0
-	}
-	for _, line := range strings.Split(string(data), "\n") {
-		name, value, _ := strings.Cut(line, ":")
-		kb, _ := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(value), " kB"), 10, 64)
-		switch name {
-		case "VmRSS":
-			rss = kb
-		case "VmHWM":
-			hwm = kb
-		}
-	}
-	return rss, hwm
-}
-
-// opCounter counts S3 requests by operation.
-type opCounter struct {
-	handler http.Handler
-	mu      sync.Mutex
-	ops     map[string]int
-}
-
-func (c *opCounter) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	op := r.Method
-	if r.Method == http.MethodGet && r.URL.Query().Has("list-type") {
-		op = "LIST"
-	}
-	c.mu.Lock()
-	if c.ops == nil {
-		c.ops = map[string]int{}
-	}
-	c.ops[op]++
-	c.mu.Unlock()
-	c.handler.ServeHTTP(w, r)
-}
-
-func (c *opCounter) reset() {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.ops = map[string]int{}
-}
-
-func (c *opCounter) count(op string) int {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.ops[op]
-}
-
-// viewOps names the operations a view makes.
-func (c *opCounter) viewOps() string {
-	return fmt.Sprintf("LIST %d, GET %d", c.count("LIST"), c.count("GET"))
-}
-
-func (c *opCounter) String() string {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	var parts []string
-	for _, op := range []string{"LIST", "GET", "HEAD", "PUT", "DELETE"} {
-		parts = append(parts, fmt.Sprintf("%s %d", op, c.ops[op]))
-	}
-	return strings.Join(parts, ", ")
 }

@@ -20,21 +20,15 @@ import (
 	"maps"
 	"net"
 	"net/http"
-	"net/http/httptest"
 	"os"
 	"os/exec"
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"time"
 
-	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/credentials"
-	"github.com/johannesboyne/gofakes3"
-	"github.com/johannesboyne/gofakes3/backend/s3mem"
-
+	"github.com/alphagov/cf-app-discovery/acceptance/bench/benchkit"
 	"github.com/alphagov/cf-app-discovery/acceptance/fakecf"
 	"github.com/alphagov/cf-app-discovery/store"
 )
@@ -77,10 +71,14 @@ func run(updater string, apps, bound int, latency time.Duration, once bool) erro
 	}
 	cf.Warm()
 
-	s3 := &opCounter{handler: gofakes3.New(s3mem.New(), gofakes3.WithAutoBucket(true)).Server()}
-	s3srv := httptest.NewServer(s3)
-	defer s3srv.Close()
-	if err := seedRecords(ctx, s3srv.URL, pop.Bindings); err != nil {
+	// The lease is the serving updater's, not the run's: left uncounted.
+	s3 := benchkit.NewS3(func(r *http.Request) bool { return strings.HasSuffix(r.URL.Path, "/"+store.LeaseKey) })
+	defer s3.Close()
+	st, err := s3.Store(ctx, bucket)
+	if err != nil {
+		return err
+	}
+	if err := benchkit.SeedRecords(ctx, st, pop.Bindings); err != nil {
 		return err
 	}
 
@@ -92,17 +90,17 @@ func run(updater string, apps, bound int, latency time.Duration, once bool) erro
 	fmt.Printf("bench-reconcile: %d bound apps of %d visible, %d routes on other domains, CF latency %s per request; %s\n",
 		bound, apps, apps*3/10, latency, how)
 	fmt.Printf("%-26s %12s %10s %8s %12s  %s\n", "run", "CF requests", "wall", "CPU", "peak RSS", "S3 operations")
-	env := updaterEnv(cf.URL(), s3srv.URL, pop.Plan.BrokerCatalogID)
+	env := append(s3.Env(cf.URL(), bucket), "PLAN_ID="+pop.Plan.BrokerCatalogID, "LOG_LEVEL=error")
 	names := []string{"1: writes every target", "2: nothing changed"}
 	report := func(run int, m measures) {
 		fmt.Printf("%-26s %12d %10s %7.2fs %9.1f MB  %s\n", names[run], cf.Requests(), m.wall.Round(time.Millisecond),
 			m.cpu.Seconds(), float64(m.peakRSS)/1024, s3.String())
 		fmt.Printf("%-26s %s\n", "", byPath(cf.RequestLog()))
 		cf.ResetCounts()
-		s3.reset()
+		s3.Reset()
 	}
 	cf.ResetCounts()
-	s3.reset()
+	s3.Reset()
 	if !once {
 		return serve(updater, env, report)
 	}
@@ -154,9 +152,9 @@ func serve(updater string, env []string, report func(run int, m measures)) error
 				return fmt.Errorf("run %d failed", run+1)
 			}
 			if success > float64(run) {
-				cpu := cpuTime(pid)
+				cpu := benchkit.CPUTime(pid)
 				report(run, measures{wall: time.Duration((duration - durationBefore) * float64(time.Second)),
-					cpu: cpu - cpuBefore, peakRSS: vmHWM(pid)})
+					cpu: cpu - cpuBefore, peakRSS: peakRSS(pid)})
 				cpuBefore, durationBefore = cpu, duration
 				// Peak RSS from here on: the kernel resets VmHWM to the
 				// current RSS.
@@ -202,35 +200,6 @@ func runCounters(url string) (success, failure, duration float64) {
 	return success, failure, duration
 }
 
-// cpuTime is a live process's user and system time so far, from
-// /proc/<pid>/stat, whose clock ticks are hundredths of a second on Linux.
-func cpuTime(pid int) time.Duration {
-	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return 0
-	}
-	// The fields after the command name, which is in parentheses.
-	fields := strings.Fields(string(data[strings.LastIndexByte(string(data), ')')+1:]))
-	if len(fields) < 13 {
-		return 0
-	}
-	utime, _ := strconv.ParseInt(fields[11], 10, 64)
-	stime, _ := strconv.ParseInt(fields[12], 10, 64)
-	return time.Duration(utime+stime) * 10 * time.Millisecond
-}
-
-// updaterEnv is the updater's configuration against the fakes.
-func updaterEnv(cfURL, s3URL, planID string) []string {
-	return append(os.Environ(),
-		"API_ENDPOINT="+cfURL,
-		"UAA_USERNAME="+fakecf.DefaultUsername, "UAA_PASSWORD="+fakecf.DefaultPassword,
-		"PLAN_ID="+planID, "PAAS_DOMAIN=apps.example.com",
-		"BUCKET_NAME="+bucket, "AWS_REGION=us-east-1", "S3_ENDPOINT="+s3URL,
-		"AWS_ACCESS_KEY_ID=bench", "AWS_SECRET_ACCESS_KEY=bench",
-		"LOG_LEVEL=error",
-	)
-}
-
 // byPath counts CF requests by path, most first.
 func byPath(log []string) string {
 	counts := map[string]int{}
@@ -246,45 +215,6 @@ func byPath(log []string) string {
 		parts = append(parts, fmt.Sprintf("%s %d", p, counts[p]))
 	}
 	return strings.Join(parts, ", ")
-}
-
-// seedRecords writes the binding records the broker would have written.
-func seedRecords(ctx context.Context, endpoint string, bindings []fakecf.Binding) error {
-	creds := aws.Config{Region: "us-east-1", Credentials: credentials.NewStaticCredentialsProvider("bench", "bench", "")}
-	bucketStore, err := store.NewS3(ctx, store.S3Options{Bucket: bucket, Endpoint: endpoint, AWSConfig: &creds})
-	if err != nil {
-		return err
-	}
-	work := make(chan fakecf.Binding)
-	errs := make(chan error, 16)
-	var wg sync.WaitGroup
-	for range 16 {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for b := range work {
-				key, _ := store.BindingKey(b.GUID)
-				body, _ := store.Binding{BindingGUID: b.GUID, AppGUID: b.AppGUID, PlanID: "plan", CreatedAt: b.CreatedAt, Source: store.SourceBroker}.Marshal()
-				if _, err := bucketStore.Put(ctx, key, body, store.Condition{}); err != nil {
-					select {
-					case errs <- err:
-					default:
-					}
-				}
-			}
-		}()
-	}
-	for _, b := range bindings {
-		work <- b
-	}
-	close(work)
-	wg.Wait()
-	select {
-	case err := <-errs:
-		return err
-	default:
-		return nil
-	}
 }
 
 // measures is what one run of the updater cost.
@@ -311,7 +241,7 @@ func runOnce(updater string, env []string) (measures, error) {
 		ticker := time.NewTicker(5 * time.Millisecond)
 		defer ticker.Stop()
 		for {
-			if v := vmHWM(cmd.Process.Pid); v > hwm {
+			if v := peakRSS(cmd.Process.Pid); v > hwm {
 				hwm = v
 			}
 			select {
@@ -332,60 +262,8 @@ func runOnce(updater string, env []string) (measures, error) {
 	return m, err
 }
 
-// vmHWM returns a live process's peak resident set size in KiB, or 0.
-func vmHWM(pid int) int64 {
-	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
-	if err != nil {
-		return 0
-	}
-	for _, line := range strings.Split(string(data), "\n") {
-		if rest, ok := strings.CutPrefix(line, "VmHWM:"); ok {
-			var kb int64
-			fmt.Sscanf(strings.TrimSpace(rest), "%d", &kb)
-			return kb
-		}
-	}
-	return 0
-}
-
-// opCounter counts S3 requests by operation.
-type opCounter struct {
-	handler http.Handler
-	mu      sync.Mutex
-	ops     map[string]int
-}
-
-func (c *opCounter) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	if strings.HasSuffix(r.URL.Path, "/"+store.LeaseKey) {
-		// The lease is the serving updater's, not the run's.
-		c.handler.ServeHTTP(w, r)
-		return
-	}
-	op := r.Method
-	if r.Method == http.MethodGet && r.URL.Query().Has("list-type") {
-		op = "LIST"
-	}
-	c.mu.Lock()
-	if c.ops == nil {
-		c.ops = map[string]int{}
-	}
-	c.ops[op]++
-	c.mu.Unlock()
-	c.handler.ServeHTTP(w, r)
-}
-
-func (c *opCounter) reset() {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.ops = map[string]int{}
-}
-
-func (c *opCounter) String() string {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	var parts []string
-	for _, op := range []string{"LIST", "GET", "HEAD", "PUT", "DELETE"} {
-		parts = append(parts, fmt.Sprintf("%s %d", op, c.ops[op]))
-	}
-	return strings.Join(parts, ", ")
+// peakRSS is a live process's peak resident set size in KiB, or 0.
+func peakRSS(pid int) int64 {
+	_, peak := benchkit.Memory(pid)
+	return peak
 }
