@@ -291,15 +291,33 @@ func (b *Bucket) ReadBinding(ctx context.Context, bindingGUID string) (StoredBin
 	if err != nil {
 		return StoredBinding{}, err
 	}
+	record, etag, err := readRecord(ctx, b, key, UnmarshalBinding)
+	return StoredBinding{Binding: record, ETag: etag}, err
+}
+
+// readRecord reads and parses the record at key: one rule for every kind
+// of record, so that a missing one is ErrNotFound and one that cannot be
+// parsed is ErrUnreadableRecord.
+func readRecord[R any](ctx context.Context, b *Bucket, key string, unmarshal func([]byte) (R, error)) (R, string, error) {
+	var none R
 	data, etag, err := b.st.Get(ctx, key)
 	if err != nil {
-		return StoredBinding{}, err
+		return none, "", err
 	}
-	record, err := UnmarshalBinding(data)
+	record, err := unmarshal(data)
 	if err != nil {
-		return StoredBinding{}, fmt.Errorf("%s: %w: %w", key, ErrUnreadableRecord, err)
+		return none, "", fmt.Errorf("%s: %w: %w", key, ErrUnreadableRecord, err)
 	}
-	return StoredBinding{Binding: record, ETag: etag}, nil
+	return record, etag, nil
+}
+
+// writeRecord writes a record's stored form at key under cond.
+func (b *Bucket) writeRecord(ctx context.Context, key string, marshal func() ([]byte, error), cond Condition) (string, error) {
+	data, err := marshal()
+	if err != nil {
+		return "", err
+	}
+	return b.st.Put(ctx, key, data, cond)
 }
 
 // WriteBinding writes a binding record under cond: IfNoneMatch to create
@@ -310,11 +328,7 @@ func (b *Bucket) WriteBinding(ctx context.Context, record Binding, cond Conditio
 	if err != nil {
 		return "", err
 	}
-	data, err := record.Marshal()
-	if err != nil {
-		return "", err
-	}
-	return b.st.Put(ctx, key, data, cond)
+	return b.writeRecord(ctx, key, record.Marshal, cond)
 }
 
 // DeleteBinding removes a binding record; a missing one is not an error.
@@ -358,15 +372,8 @@ func (b *Bucket) ReadInstance(ctx context.Context, instanceGUID string) (StoredI
 	if err != nil {
 		return StoredInstance{}, err
 	}
-	data, etag, err := b.st.Get(ctx, key)
-	if err != nil {
-		return StoredInstance{}, err
-	}
-	record, err := UnmarshalInstance(data)
-	if err != nil {
-		return StoredInstance{}, fmt.Errorf("%s: %w: %w", key, ErrUnreadableRecord, err)
-	}
-	return StoredInstance{Instance: record, ETag: etag}, nil
+	record, etag, err := readRecord(ctx, b, key, UnmarshalInstance)
+	return StoredInstance{Instance: record, ETag: etag}, err
 }
 
 // WriteInstance writes an instance record under cond (IfNoneMatch to
@@ -377,11 +384,7 @@ func (b *Bucket) WriteInstance(ctx context.Context, record Instance, cond Condit
 	if err != nil {
 		return "", err
 	}
-	data, err := record.Marshal()
-	if err != nil {
-		return "", err
-	}
-	return b.st.Put(ctx, key, data, cond)
+	return b.writeRecord(ctx, key, record.Marshal, cond)
 }
 
 // DeleteInstance removes an instance record; a missing one is not an

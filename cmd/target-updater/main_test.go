@@ -172,11 +172,12 @@ var _ = Describe("the target-updater binary", func() {
 			Eventually(filepath.Join(dir, "inactive", app.GUID+".json"), "10s").Should(BeARegularFile())
 			// The move writes the new place first, then removes the old.
 			Eventually(file, "5s").ShouldNot(BeAnExistingFile())
-			body, err := metrics()
-			Expect(err).NotTo(HaveOccurred())
-			Expect(body).To(ContainSubstring(`cf_app_discovery_reconcile_runs_total{outcome="success"} 1`))
-			Expect(body).To(MatchRegexp(`cf_app_discovery_watch_runs_total{outcome="success"} [1-9]`))
-			Expect(body).To(MatchRegexp(`cf_app_discovery_watch_events_total [2-9]`))
+			// A watch run counts its events once its writes are done: the
+			// file can be there a moment before the metrics are.
+			Eventually(metrics, "5s").Should(And(
+				ContainSubstring(`cf_app_discovery_reconcile_runs_total{outcome="success"} 1`),
+				MatchRegexp(`cf_app_discovery_watch_runs_total{outcome="success"} [1-9]`),
+				MatchRegexp(`cf_app_discovery_watch_events_total [2-9]`)))
 		})
 
 		It("follows a rolling deploy to its end, which no audit event marks", func() {
