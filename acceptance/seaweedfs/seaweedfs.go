@@ -68,11 +68,14 @@ type Server struct {
 	SecretKey string
 	Bucket    string
 
-	dir    string
-	cmd    *exec.Cmd
-	exited chan struct{}
-	log    *bytes.Buffer
-	logMu  *sync.Mutex
+	dir string
+	// sockets are the gRPC sockets weed places in /tmp by port; a killed
+	// weed leaves them behind.
+	sockets []string
+	cmd     *exec.Cmd
+	exited  chan struct{}
+	log     *bytes.Buffer
+	logMu   *sync.Mutex
 }
 
 // startTimeout bounds the wait for the S3 endpoint: the server is ready in
@@ -142,6 +145,9 @@ func start(o Options) (*Server, error) {
 	)
 	s := &Server{Endpoint: "http://127.0.0.1:" + p(6), AccessKey: o.AccessKey, SecretKey: o.SecretKey,
 		Bucket: o.Bucket, dir: dir, cmd: cmd, exited: make(chan struct{}), log: &bytes.Buffer{}, logMu: &sync.Mutex{}}
+	for name, port := range map[string]int{"master": 1, "volume": 3, "filer": 5, "s3": 7, "admin": 9} {
+		s.sockets = append(s.sockets, fmt.Sprintf("/tmp/seaweedfs-%s-grpc-%s.sock", name, p(port)))
+	}
 	logFile, err := os.Create(filepath.Join(dir, "weed.log"))
 	if err != nil {
 		_ = os.RemoveAll(dir)
@@ -152,7 +158,7 @@ func start(o Options) (*Server, error) {
 		out = io.MultiWriter(out, o.Output)
 	}
 	cmd.Stdout, cmd.Stderr = out, out
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	cmd.SysProcAttr = processAttributes()
 	if err := cmd.Start(); err != nil {
 		_ = logFile.Close()
 		_ = os.RemoveAll(dir)
@@ -238,7 +244,7 @@ func (s *Server) Store(ctx context.Context, bucket string) (*store.S3Store, erro
 }
 
 // Stop ends the server (SIGTERM, then SIGKILL after 10 s) and removes its
-// directory.
+// directory and sockets.
 func (s *Server) Stop() error {
 	select {
 	case <-s.exited:
@@ -250,6 +256,9 @@ func (s *Server) Stop() error {
 			_ = syscall.Kill(-s.cmd.Process.Pid, syscall.SIGKILL)
 			<-s.exited
 		}
+	}
+	for _, socket := range s.sockets {
+		_ = os.Remove(socket)
 	}
 	return os.RemoveAll(s.dir)
 }

@@ -102,7 +102,7 @@ func run(updater string, apps, bound int, latency time.Duration, once bool) erro
 	cf.ResetCounts()
 	s3.Reset()
 	if !once {
-		return serve(updater, env, report)
+		return serve(updater, env, func() bool { return cf.Requests() > 0 }, report)
 	}
 	for i, name := range names {
 		m, err := runOnce(updater, env)
@@ -115,8 +115,12 @@ func run(updater string, apps, bound int, latency time.Duration, once bool) erro
 }
 
 // serve runs the updater until it has finished two runs, measuring each
-// as it ends (report's counts are those of the run), then stops it.
-func serve(updater string, env []string, report func(run int, m measures)) error {
+// as it ends (report's counts are those of the run), then stops it. A run's
+// CPU time counts from the process's start for the first, and from the
+// second's first CF request (started) for the second, so that the updater's
+// idle time between (lease renewals, this program's reading its
+// /metrics) is left out.
+func serve(updater string, env []string, started func() bool, report func(run int, m measures)) error {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return err
@@ -146,6 +150,21 @@ func serve(updater string, env []string, report func(run int, m measures)) error
 	var cpuBefore time.Duration
 	var durationBefore float64
 	for run := range 2 {
+		if run > 0 {
+			for !started() {
+				select {
+				case <-exited:
+					return errors.New("the updater exited")
+				case <-time.After(5 * time.Millisecond):
+				}
+			}
+			cpuBefore = benchkit.CPUTime(pid)
+			// The peak RSS from here on: the kernel resets VmHWM to the
+			// current RSS.
+			if err := os.WriteFile(fmt.Sprintf("/proc/%d/clear_refs", pid), []byte("5"), 0); err != nil {
+				return fmt.Errorf("resetting the peak RSS: %w", err)
+			}
+		}
 		for {
 			success, failure, duration := runCounters(metrics)
 			if failure > 0 {
@@ -155,18 +174,13 @@ func serve(updater string, env []string, report func(run int, m measures)) error
 				cpu := benchkit.CPUTime(pid)
 				report(run, measures{wall: time.Duration((duration - durationBefore) * float64(time.Second)),
 					cpu: cpu - cpuBefore, peakRSS: peakRSS(pid)})
-				cpuBefore, durationBefore = cpu, duration
-				// Peak RSS from here on: the kernel resets VmHWM to the
-				// current RSS.
-				if err := os.WriteFile(fmt.Sprintf("/proc/%d/clear_refs", pid), []byte("5"), 0); err != nil {
-					return fmt.Errorf("resetting the peak RSS: %w", err)
-				}
+				durationBefore = duration
 				break
 			}
 			select {
 			case <-exited:
 				return errors.New("the updater exited")
-			case <-time.After(20 * time.Millisecond): // polling the updater's metrics
+			case <-time.After(250 * time.Millisecond): // polling the updater's metrics
 			}
 		}
 	}
