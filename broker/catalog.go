@@ -43,17 +43,23 @@ func (b *Broker) Services(context.Context) ([]domain.Service, error) {
 			Free:        &free,
 			Bindable:    &free,
 			// `cf marketplace -e` shows the bind parameters; bind validates
-			// with the same schema.
+			// with the same schema. Every schema is declared: brokerapi
+			// writes one left out as "parameters": null, which is not a
+			// JSON Schema.
 			Schemas: &domain.ServiceSchemas{
-				Instance: domain.ServiceInstanceSchema{Create: domain.Schema{Parameters: noInstanceParameters()}},
-				Binding:  domain.ServiceBindingSchema{Create: domain.Schema{Parameters: targets.ParametersSchema()}},
+				Instance: domain.ServiceInstanceSchema{
+					Create: domain.Schema{Parameters: noInstanceParameters()},
+					Update: domain.Schema{Parameters: noInstanceParameters()},
+				},
+				Binding: domain.ServiceBindingSchema{Create: domain.Schema{Parameters: targets.ParametersSchema()}},
 			},
 		}},
 	}}, nil
 }
 
-// noInstanceParameters is the schema of `cf create-service -c`: none are
-// taken (Provision refuses them), the settings belong to bindings.
+// noInstanceParameters is the schema of `cf create-service -c` and `cf
+// update-service -c`: none are taken (Provision and Update refuse them), the
+// settings belong to bindings.
 func noInstanceParameters() map[string]any {
 	return map[string]any{
 		"$schema":              "http://json-schema.org/draft-04/schema#",

@@ -128,6 +128,26 @@ var _ = Describe("Catalog", func() {
 		Expect(create["parameters"]).To(HaveKeyWithValue("additionalProperties", false))
 	})
 
+	// OSB: each "parameters" under a plan's schemas is a JSON Schema;
+	// Cloud Controller shows them in `cf marketplace -e`.
+	DescribeTable("every schema the plan declares is a JSON Schema object",
+		func(resource, action string) {
+			plan := service["plans"].([]any)[0].(map[string]any)
+			schemas, ok := plan["schemas"].(map[string]any)[resource].(map[string]any)
+			Expect(ok).To(BeTrue(), r.raw)
+			Expect(schemas).To(HaveKey(action), r.raw)
+			parameters, ok := schemas[action].(map[string]any)["parameters"].(map[string]any)
+			Expect(ok).To(BeTrue(), "%s.%s.parameters is not an object: %s", resource, action, r.raw)
+			c := jsonschema.NewCompiler()
+			Expect(c.AddResource("parameters.json", parameters)).To(Succeed())
+			_, err := c.Compile("parameters.json")
+			Expect(err).NotTo(HaveOccurred())
+		},
+		Entry(nil, "service_instance", "create"),
+		Entry(nil, "service_instance", "update"),
+		Entry(nil, "service_binding", "create"),
+	)
+
 	It("offers one free plan", func() {
 		plans := service["plans"].([]any)
 		Expect(plans).To(HaveLen(1))

@@ -93,10 +93,10 @@ func errSettingsConflict(err error) error {
 	return apiresponses.NewFailureResponse(err, http.StatusBadRequest, "settings-conflict")
 }
 
-// errInstanceParameters answers 400 to `cf create-service -c`: the scrape
-// settings belong to each binding.
+// errInstanceParameters answers 400 to `cf create-service -c` and `cf
+// update-service -c`: the scrape settings belong to each binding.
 var errInstanceParameters = apiresponses.NewFailureResponse(
-	errors.New("this service takes no parameters on create-service: give them to each binding, "+
+	errors.New("this service takes no parameters on create-service or update-service: give them to each binding, "+
 		"with `cf bind-service <app> <instance> -c '{...}'` or `parameters:` under the service in the app's manifest"),
 	http.StatusBadRequest, "instance-parameters")
 

@@ -126,11 +126,27 @@ func (b *Broker) Deprovision(ctx context.Context, instanceID string, details dom
 }
 
 // Update answers PATCH /v2/service_instances/:instance_id, reached by `cf
-// update-service` (-p, -c, or a rename): there is one plan and no
-// parameters, so there is nothing to change; 422 PlanChangeNotSupported.
-func (b *Broker) Update(context.Context, string, domain.UpdateDetails, bool) (domain.UpdateServiceSpec, error) {
-	b.metrics.observe("update", time.Now(), "ok", apiresponses.ErrPlanChangeNotSupported)
-	return domain.UpdateServiceSpec{}, apiresponses.ErrPlanChangeNotSupported
+// update-service -c` (Cloud Controller refuses `-p` itself: the plan is not
+// updateable). With one plan and no instance parameters there is nothing to
+// change: 200 `{}` to an update that asks for no change (the plan it has, or
+// none, and no parameters), whether or not the instance has a record; 400
+// to parameters, as on provision, or to a service or plan not in the
+// catalog.
+func (b *Broker) Update(_ context.Context, instanceID string, details domain.UpdateDetails, _ bool) (_ domain.UpdateServiceSpec, err error) {
+	defer func(start time.Time) { b.metrics.observe("update", start, "unchanged", err) }(time.Now())
+	logger := b.logger.Session("update", lager.Data{"instance_id": instanceID})
+	if !scrape.ValidGUID(instanceID) {
+		return domain.UpdateServiceSpec{}, errInvalidID("instance_id", instanceID)
+	}
+	if err := b.checkCatalog(details.ServiceID, details.PlanID); err != nil {
+		return domain.UpdateServiceSpec{}, err
+	}
+	if !store.SameParameters(details.RawParameters, nil) {
+		logger.Info("rejected", lager.Data{"reason": "instance-parameters"})
+		return domain.UpdateServiceSpec{}, errInstanceParameters
+	}
+	logger.Info("unchanged")
+	return domain.UpdateServiceSpec{}, nil
 }
 
 // GetInstance answers GET /v2/service_instances/:instance_id, which Cloud

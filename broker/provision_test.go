@@ -50,6 +50,17 @@ func provision(body any) call {
 }
 func deprovision() call { return call{method: "DELETE", path: instancePath + deprovisionQuery} }
 func getInstance() call { return call{method: "GET", path: instancePath} }
+
+// update is what Cloud Controller sends on `cf update-service`, with
+// change applied to the body.
+func update(change func(map[string]any)) call {
+	body := map[string]any{"service_id": serviceID, "plan_id": planID,
+		"previous_values": map[string]any{"plan_id": planID}}
+	change(body)
+	return call{method: "PATCH", path: instancePath + "?accepts_incomplete=true", body: body}
+}
+
+func noChange(map[string]any) {}
 func bindCall(binding string, body map[string]any) call {
 	app, _ := body["app_guid"].(string)
 	return call{"PUT", bindingPath(binding) + "?accepts_incomplete=true", body, binding, app}
@@ -114,6 +125,22 @@ var _ = Describe("Cloud Controller's calls and the broker's answers", func() {
 			call{method: "DELETE", path: instancePath + "?service_id=" + serviceID + "&plan_id=" + unknownID}, http.StatusBadRequest, ""),
 		Entry("provision: 201 again after a deprovision", []call{provision(provisionBody()), deprovision()},
 			provision(provisionBody()), http.StatusCreated, ""),
+
+		Entry("update: 200 when it asks for no change (its own plan, no parameters)", []call{provision(provisionBody())},
+			update(noChange), http.StatusOK, `{}`),
+		Entry("update: 200 without a plan_id", []call{provision(provisionBody())},
+			update(func(b map[string]any) { delete(b, "plan_id") }), http.StatusOK, `{}`),
+		Entry("update: 200 with empty parameters", []call{provision(provisionBody())},
+			update(func(b map[string]any) { b["parameters"] = map[string]any{} }), http.StatusOK, `{}`),
+		Entry("update: 200 for an instance without a record (from the Ruby era)", nil, update(noChange), http.StatusOK, `{}`),
+		Entry("update: 400 with parameters, which belong to bindings", []call{provision(provisionBody())},
+			update(func(b map[string]any) { b["parameters"] = map[string]any{"path": "/m"} }), http.StatusBadRequest, ""),
+		Entry("update: 400 for a plan not in the catalog", []call{provision(provisionBody())},
+			update(func(b map[string]any) { b["plan_id"] = unknownID }), http.StatusBadRequest, ""),
+		Entry("update: 400 for a service not in the catalog", []call{provision(provisionBody())},
+			update(func(b map[string]any) { b["service_id"] = unknownID }), http.StatusBadRequest, ""),
+		Entry("update: 400 for an instance id that is not a GUID", nil,
+			call{method: "PATCH", path: "/v2/service_instances/x..y", body: map[string]any{"service_id": serviceID}}, http.StatusBadRequest, ""),
 
 		Entry("get instance: its service, plan and parameters", []call{provision(provisionBody())}, getInstance(), http.StatusOK,
 			`{"service_id":"`+serviceID+`","plan_id":"`+planID+`","parameters":{}}`),
@@ -198,10 +225,14 @@ var _ = Describe("Cloud Controller's calls and the broker's answers", func() {
 		}
 	})
 
-	It("refuses plan changes with 422 PlanChangeNotSupported", func() {
-		r := h.do("PATCH", instancePath, map[string]any{"service_id": serviceID, "plan_id": planID})
-		Expect(r.status).To(Equal(http.StatusUnprocessableEntity))
-		Expect(r.body).To(HaveKeyWithValue("error", "PlanChangeNotSupported"))
+	It("tells the tenant where parameters go when update-service is given some, and keeps the record", func() {
+		Expect(h.do("PUT", instancePath, provisionBody()).status).To(Equal(http.StatusCreated))
+		before := h.read("instances/" + instanceID + ".json")
+		c := update(func(b map[string]any) { b["parameters"] = map[string]any{"path": "/m"} })
+		r := h.do(c.method, c.path, c.body)
+		Expect(r.body).To(HaveKeyWithValue("description", ContainSubstring("cf bind-service")))
+		Expect(h.read("instances/" + instanceID + ".json")).To(Equal(before))
+		Expect(h.operations("update", "instance-parameters")).To(Equal(1.0))
 	})
 
 	DescribeTable("polling, which Cloud Controller never does after a synchronous answer, is refused with 400",
