@@ -178,6 +178,9 @@ type promTarget struct {
 	Health    string            `json:"health"`
 	ScrapeURL string            `json:"scrapeUrl"`
 	LastError string            `json:"lastError"`
+	// ScrapeInterval and ScrapeTimeout are the target's own, e.g. "10s".
+	ScrapeInterval string `json:"scrapeInterval"`
+	ScrapeTimeout  string `json:"scrapeTimeout"`
 }
 
 // targets returns the Prometheus' active targets whose job is job.

@@ -60,10 +60,20 @@ func (c *Controller) Provision(instance string) Response {
 
 // Bind binds app, as `cf bind-service` does.
 func (c *Controller) Bind(instance, binding, app string) Response {
+	return c.BindWithParameters(instance, binding, app, nil)
+}
+
+// BindWithParameters binds app with bind parameters, as `cf bind-service
+// -c '<parameters as JSON>'` (or `parameters:` in a manifest) does; nil
+// sends the empty object Cloud Controller sends without -c.
+func (c *Controller) BindWithParameters(instance, binding, app string, parameters map[string]any) Response {
+	if parameters == nil {
+		parameters = map[string]any{}
+	}
 	return c.bind(instance, binding, app, map[string]any{
 		"service_id": c.ServiceID, "plan_id": c.PlanID, "app_guid": app,
 		"bind_resource": map[string]any{"app_guid": app, "space_guid": c.SpaceGUID},
-		"context":       c.context(), "parameters": map[string]any{},
+		"context":       c.context(), "parameters": parameters,
 	})
 }
 
