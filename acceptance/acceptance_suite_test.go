@@ -219,11 +219,12 @@ func start(path string, out io.Writer, args ...string) *gexec.Session {
 	return session
 }
 
-// reconcile runs the target updater once, as the schedule would, then
-// syncs active/ to the Prometheus host.
-func reconcile() {
+// reconcile runs the target updater once, as the schedule would, with
+// the settings env (NAME=value) besides the common ones, then syncs
+// active/ to the Prometheus host.
+func reconcile(env ...string) {
 	cmd := exec.Command(w.bin.Updater, "--once")
-	cmd.Env = commonEnv()
+	cmd.Env = append(commonEnv(), env...)
 	out := io.MultiWriter(w.logs, GinkgoWriter)
 	session, err := gexec.Start(cmd, out, out)
 	ExpectWithOffset(1, err).NotTo(HaveOccurred())
