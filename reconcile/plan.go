@@ -71,6 +71,15 @@ func (r *Reconciler) plan(w world, guids []string, apply func(change)) plan {
 	for _, c := range r.planRecords(w) {
 		apply(c)
 	}
+	if !w.partial {
+		// A full pass plans every app with a file or a binding: the others
+		// have no file to remember.
+		r.rendered.forgetUnless(func(app string) bool {
+			_, active := w.bucket.Active[app]
+			_, inactive := w.bucket.Inactive[app]
+			return w.bound[app] || active || inactive
+		})
+	}
 	for _, guid := range guids {
 		changes, n := r.planApp(w, guid)
 		for _, c := range changes {
@@ -153,8 +162,27 @@ func (r *Reconciler) planApp(w world, guid string) ([]change, *note) {
 
 // planTarget decides what placing an app's target file, rendered with
 // settings, takes (store.Bucket.PlanTarget), given the app's files as
-// listed.
+// listed. It renders the file only when the inputs or the listed file
+// differ from those this updater last rendered or saw for the app.
 func (r *Reconciler) planTarget(app targets.App, settings targets.Settings, files store.TargetFiles) (store.TargetChange, bool) {
-	body := targets.RenderWith(app, targets.Options{PaaSDomain: r.PaaSDomain, Settings: settings, Addressing: r.Addressing})
-	return r.bucket().PlanTarget(store.Target{AppGUID: app.GUID, Started: app.Started(), Body: body}, files)
+	o := targets.Options{PaaSDomain: r.PaaSDomain, Settings: settings, Addressing: r.Addressing}
+	here, other := files.Active, files.Inactive
+	if !app.Started() {
+		here, other = other, here
+	}
+	inputs := inputsDigest(app, o)
+	if here != nil && other == nil && r.rendered.holds(app.GUID, inputs, here.ETag) {
+		return store.TargetChange{}, false
+	}
+	body := targets.RenderWith(app, o)
+	c, ok := r.bucket().PlanTarget(store.Target{AppGUID: app.GUID, Started: app.Started(), Body: body}, files)
+	switch {
+	case c.Write:
+		// The ETag a store that gives MD5s will list; where it does not,
+		// the next pass renders again and remembers the listed one.
+		r.rendered.remember(app.GUID, inputs, store.ContentETag(body))
+	case here != nil:
+		r.rendered.remember(app.GUID, inputs, here.ETag)
+	}
+	return c, ok
 }

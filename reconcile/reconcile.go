@@ -59,6 +59,9 @@ type Reconciler struct {
 	// records are the binding records read so far, kept from one run to
 	// the next.
 	records recordCache
+	// rendered says which target files hold what they would be rendered
+	// from, kept from one run to the next.
+	rendered renderedTargets
 }
 
 // Result counts what a run did.
