@@ -25,7 +25,7 @@ var _ = Describe("App", func() {
 		Expect(app.Processes[0].CreatedAt).NotTo(BeZero())
 		app.Processes = nil
 		Expect(app).To(Equal(targets.App{
-			GUID: fakecf.GUID("app", 1), Name: "app-1", State: "STARTED", Annotations: map[string]string{},
+			GUID: fakecf.GUID("app", 1), Name: "app-1", State: "STARTED",
 			Org: "org-0", Space: "space-1",
 			Routes: []targets.Route{
 				{Host: "app-1", Domain: "apps.example.com", Protocol: "http1", Port: 8080},

@@ -1,6 +1,7 @@
 package cfapi
 
 import (
+	"bufio"
 	"context"
 	"encoding/json"
 	"errors"
@@ -20,6 +21,9 @@ const (
 	perPage = 5000
 	// maxPages stops a listing whose pagination never ends.
 	maxPages = 1000
+	// pageReadSize is how much of a page is read from the connection at
+	// once, at most.
+	pageReadSize = 64 << 10
 )
 
 // listAll reads every page of the listing at path, filtered by params
@@ -77,7 +81,10 @@ func listOnce[R, T any](ctx context.Context, c *Client, path, pathAndQuery strin
 	for page := 1; ; page++ {
 		var p pageSummary
 		err := c.getURL(ctx, c.listURL(pathAndQuery, page), path, func(body io.Reader) (err error) {
-			p, err = decodePage(json.NewDecoder(body), use, inc)
+			// The decoder reads a few KB at a time, and the connection's
+			// own buffer is 4 KB: a page of megabytes took a system call
+			// per 4 KB.
+			p, err = decodePage(json.NewDecoder(bufio.NewReaderSize(body, pageReadSize)), use, inc)
 			return err
 		})
 		if err != nil {

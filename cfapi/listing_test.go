@@ -162,7 +162,7 @@ var _ = Describe("Listings at platform scale", Ordered, func() {
 		Expect(last.Instances()).To(Equal(2))
 		last.Processes = nil
 		Expect(last).To(Equal(targets.App{
-			GUID: fakecf.GUID("app", 9999), Name: "app-9999", State: "STARTED", Annotations: map[string]string{},
+			GUID: fakecf.GUID("app", 9999), Name: "app-9999", State: "STARTED",
 			Org: "org-19", Space: "space-9",
 			Routes: []targets.Route{{Host: "app-9999", Domain: "apps.example.com", Protocol: "http1", Port: 8080}},
 		}))

@@ -25,6 +25,8 @@ func Logger(component, level string, w io.Writer) lager.Logger {
 		// The patterns above are constants; a failure here is a programming error.
 		panic(err)
 	}
-	logger.RegisterSink(redacting)
+	// The level is checked before the redaction, which marshals every
+	// line's data: a debug line at the info level costs nothing.
+	logger.RegisterSink(lager.NewReconfigurableSink(redacting, min))
 	return logger
 }

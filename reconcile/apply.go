@@ -12,34 +12,37 @@ import (
 	"github.com/alphagov/cf-app-discovery/store"
 )
 
-// apply makes the changes through the bucket, Workers at a time, and counts
-// them by kind. A failed change does not stop the others: each leaves its
-// app consistent, and the run fails once they are all done.
-func (r *Reconciler) apply(ctx context.Context, logger lager.Logger, changes []change) (map[string]int, error) {
+// apply makes the changes that plan hands it through the bucket, Workers
+// at a time (plan waits while they are all busy), and counts them by kind.
+// A failed change does not stop the others: each leaves its app
+// consistent, and the run fails once they are all done.
+func (r *Reconciler) apply(ctx context.Context, logger lager.Logger, plan func(apply func(change))) (map[string]int, error) {
 	var (
 		mu     sync.Mutex
 		counts = map[string]int{}
 		failed int
+		total  int
 		g      errgroup.Group
 	)
 	g.SetLimit(max(r.Workers, 1))
-	for _, c := range changes {
+	plan(func(c change) {
+		total++
 		g.Go(func() error {
 			kind, err := r.applyOne(ctx, c)
 			mu.Lock()
 			defer mu.Unlock()
 			if err != nil {
 				failed++
-				logger.Error(c.kind+"-failed", err, c.logData)
+				logger.Error(c.kind+"-failed", err, c.logData())
 				return err
 			}
 			counts[kind]++
-			logger.Debug(kind, c.logData)
+			logger.Debug(kind, c.logData())
 			return nil
 		})
-	}
+	})
 	if err := g.Wait(); err != nil {
-		return counts, fmt.Errorf("%w: %d of %d store changes failed, first: %w", ErrReconcile, failed, len(changes), err)
+		return counts, fmt.Errorf("%w: %d of %d store changes failed, first: %w", ErrReconcile, failed, total, err)
 	}
 	return counts, nil
 }
@@ -57,7 +60,7 @@ func (r *Reconciler) applyOne(ctx context.Context, c change) (string, error) {
 			err = bucket.RemoveTarget(ctx, c.app, c.started)
 		}
 	case kindAdoptRecord:
-		_, err = bucket.WriteBinding(ctx, c.record, store.Condition{IfNoneMatch: true})
+		_, err = bucket.WriteBinding(ctx, *c.record, store.Condition{IfNoneMatch: true})
 	case kindRemoveRecord:
 		err = bucket.DeleteBinding(ctx, c.binding)
 	default:

@@ -1,6 +1,6 @@
 package reconcile
 
-// SetBeforeApply lets tests act between a pass's planning and its writes.
+// SetBeforeApply lets tests act between a pass's reads and its writes.
 func SetBeforeApply(r *Reconciler, f func(pass int)) {
 	r.beforeApply = f
 }

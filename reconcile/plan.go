@@ -28,14 +28,32 @@ type change struct {
 	app     string
 	started bool
 	// record is a record to adopt; binding, one to remove.
-	record  store.Binding
+	record  *store.Binding
 	binding string
-	logData lager.Data
+	// reason says why a file or a record goes, in the log.
+	reason string
 }
 
-// plan is what a pass decided.
+// logData is what the log says of a change. It is made when a change is
+// logged, not when it is planned: a first run plans 50,000.
+func (c change) logData() lager.Data {
+	switch {
+	case c.target != nil:
+		return lager.Data{"app_guid": c.target.Target.AppGUID, "started": c.target.Target.Started}
+	case c.kind == kindDeleteTarget:
+		key, _ := store.TargetKey(c.app, c.started)
+		return lager.Data{"app_guid": c.app, "key": key, "reason": c.reason}
+	case c.kind == kindAdoptRecord:
+		return lager.Data{"binding_guid": c.record.BindingGUID, "app_guid": c.record.AppGUID}
+	case c.reason != "":
+		return lager.Data{"binding_guid": c.binding, "reason": c.reason}
+	default:
+		return lager.Data{"binding_guid": c.binding}
+	}
+}
+
+// plan is what a pass decided, besides the changes.
 type plan struct {
-	changes []change
 	// active and inactive count the apps that keep a target file, by state.
 	active, inactive int
 	// notes are what the target files leave out.
@@ -43,14 +61,30 @@ type plan struct {
 }
 
 // plan decides the changes from what a pass read, for the records and for
-// the target files of the apps among guids. It makes no request: what it
-// decides depends on w alone (and on what the bucket remembers of its own
-// writes), so that a pass over some apps plans with the same code.
-func (r *Reconciler) plan(w world, guids []string) plan {
-	p := plan{changes: r.planRecords(w)}
+// the target files of the apps among guids, and hands each to apply as it
+// decides it, so that a run that rewrites 50,000 files never holds them
+// all. It makes no request: what it decides depends on w alone (and on
+// what the bucket remembers of its own writes), so that a pass over some
+// apps plans with the same code.
+func (r *Reconciler) plan(w world, guids []string, apply func(change)) plan {
+	var p plan
+	for _, c := range r.planRecords(w) {
+		apply(c)
+	}
+	if !w.partial {
+		// A full pass plans every app with a file or a binding: the others
+		// have no file to remember.
+		r.rendered.forgetUnless(func(app string) bool {
+			_, active := w.bucket.Active[app]
+			_, inactive := w.bucket.Inactive[app]
+			return w.bound[app] || active || inactive
+		})
+	}
 	for _, guid := range guids {
 		changes, n := r.planApp(w, guid)
-		p.changes = append(p.changes, changes...)
+		for _, c := range changes {
+			apply(c)
+		}
 		if n != nil {
 			p.notes = append(p.notes, *n)
 		}
@@ -79,11 +113,9 @@ func (r *Reconciler) planRecords(w world) []change {
 		switch {
 		case live, w.deleting[bindingGUID]:
 		case !w.young(obj, r.grace()):
-			out = append(out, change{kind: kindRemoveRecord, binding: bindingGUID,
-				logData: lager.Data{"binding_guid": bindingGUID}})
+			out = append(out, change{kind: kindRemoveRecord, binding: bindingGUID})
 		case inFlight && record.Source == store.SourceReconcile:
-			out = append(out, change{kind: kindRemoveRecord, binding: bindingGUID,
-				logData: lager.Data{"binding_guid": bindingGUID, "reason": "adopted-binding-gone"}})
+			out = append(out, change{kind: kindRemoveRecord, binding: bindingGUID, reason: "adopted-binding-gone"})
 		}
 	}
 	for bindingGUID, b := range w.live {
@@ -91,9 +123,8 @@ func (r *Reconciler) planRecords(w world) []change {
 			continue
 		}
 		out = append(out, change{kind: kindAdoptRecord,
-			record: store.Binding{BindingGUID: bindingGUID, AppGUID: b.AppGUID, PlanID: r.PlanID,
-				CreatedAt: b.CreatedAt, Source: store.SourceReconcile},
-			logData: lager.Data{"binding_guid": bindingGUID, "app_guid": b.AppGUID}})
+			record: &store.Binding{BindingGUID: bindingGUID, AppGUID: b.AppGUID, PlanID: r.PlanID,
+				CreatedAt: b.CreatedAt, Source: store.SourceReconcile}})
 	}
 	return out
 }
@@ -105,9 +136,7 @@ func (r *Reconciler) planApp(w world, guid string) ([]change, *note) {
 	files := w.bucket.TargetFiles(guid)
 	if app, ok := w.keeps(guid); ok {
 		settings, n := w.settingsOf(app)
-		body := targets.RenderWith(app, targets.Options{PaaSDomain: r.PaaSDomain, Settings: settings, Addressing: r.Addressing})
-		t := store.Target{AppGUID: guid, Started: app.Started(), Body: body}
-		c, ok := r.bucket().PlanTarget(t, files)
+		c, ok := r.planTarget(app, settings, files)
 		if !ok {
 			return nil, n
 		}
@@ -115,7 +144,7 @@ func (r *Reconciler) planApp(w world, guid string) ([]change, *note) {
 		if !c.Write {
 			kind = kindDeleteTarget
 		}
-		return []change{{kind: kind, target: &c, logData: lager.Data{"app_guid": guid, "started": app.Started()}}}, n
+		return []change{{kind: kind, target: &c}}, n
 	}
 	reason := "app-not-bound"
 	if w.bound[guid] {
@@ -123,15 +152,37 @@ func (r *Reconciler) planApp(w world, guid string) ([]change, *note) {
 	}
 	var out []change
 	if files.Active != nil {
-		out = append(out, removal(guid, true, files.Active.Key, reason))
+		out = append(out, change{kind: kindDeleteTarget, app: guid, started: true, reason: reason})
 	}
 	if files.Inactive != nil {
-		out = append(out, removal(guid, false, files.Inactive.Key, reason))
+		out = append(out, change{kind: kindDeleteTarget, app: guid, started: false, reason: reason})
 	}
 	return out, nil
 }
 
-func removal(guid string, started bool, key, reason string) change {
-	return change{kind: kindDeleteTarget, app: guid, started: started,
-		logData: lager.Data{"app_guid": guid, "key": key, "reason": reason}}
+// planTarget decides what placing an app's target file, rendered with
+// settings, takes (store.Bucket.PlanTarget), given the app's files as
+// listed. It renders the file only when the inputs or the listed file
+// differ from those this updater last rendered or saw for the app.
+func (r *Reconciler) planTarget(app targets.App, settings targets.Settings, files store.TargetFiles) (store.TargetChange, bool) {
+	o := targets.Options{PaaSDomain: r.PaaSDomain, Settings: settings, Addressing: r.Addressing}
+	here, other := files.Active, files.Inactive
+	if !app.Started() {
+		here, other = other, here
+	}
+	inputs := inputsDigest(app, o)
+	if here != nil && other == nil && r.rendered.holds(app.GUID, inputs, here.ETag) {
+		return store.TargetChange{}, false
+	}
+	body := targets.RenderWith(app, o)
+	c, ok := r.bucket().PlanTarget(store.Target{AppGUID: app.GUID, Started: app.Started(), Body: body}, files)
+	switch {
+	case c.Write:
+		// The ETag a store that gives MD5s will list; where it does not,
+		// the next pass renders again and remembers the listed one.
+		r.rendered.remember(app.GUID, inputs, store.ContentETag(body))
+	case here != nil:
+		r.rendered.remember(app.GUID, inputs, here.ETag)
+	}
+	return c, ok
 }

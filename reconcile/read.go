@@ -27,22 +27,30 @@ type world struct {
 	deleting map[string]bool
 	// records are the binding records as read, by binding guid. A record
 	// that vanished since the listing or cannot be parsed is not among them.
-	records map[string]record
+	records map[string]*record
 	// inFlight are the records CF does not list that are younger than the
 	// grace period: binds in flight, or bindings the updater adopted that
 	// are gone.
-	inFlight map[string]store.Binding
-	// settings are the settings of each bound app's bindings, oldest first.
+	inFlight map[string]*record
+	// settings are the settings of each bound app's bindings that set
+	// something, oldest first; an app whose bindings set nothing has none.
 	settings map[string][]targets.BindingSettings
 	// bound are the apps some binding names, by guid.
 	bound map[string]bool
+	// looked are the apps the pass asked CF about and those it returned.
+	looked
+	// partial is set when live holds the bindings of some apps only: it
+	// then says nothing of the other records.
+	partial bool
+}
+
+// looked is what a pass asked CF about apps and what CF returned: all
+// that the pass verifying it needs of it.
+type looked struct {
 	// lookedUp are the apps the pass asked CF about, by guid; returned
 	// are those CF returns.
 	lookedUp map[string]bool
 	returned map[string]targets.App
-	// partial is set when live holds the bindings of some apps only: it
-	// then says nothing of the other records.
-	partial bool
 }
 
 // boundAmong counts the bound apps among guids.
@@ -96,8 +104,8 @@ const maxTargetReads = 50
 // apart); it looks up only the apps among them that are bound.
 //
 // A pass that verifies an earlier one of the same run is given what that
-// pass read (earlier), and looks fewer apps up (lookUp).
-func (r *Reconciler) read(ctx context.Context, logger lager.Logger, subset []string, earlier *world) (world, error) {
+// pass looked up (earlier), and looks fewer apps up (lookUp).
+func (r *Reconciler) read(ctx context.Context, logger lager.Logger, subset []string, earlier *looked) (world, error) {
 	bucket := r.bucket()
 	var contents store.Contents
 	var err error
@@ -114,7 +122,7 @@ func (r *Reconciler) read(ctx context.Context, logger lager.Logger, subset []str
 		return world{}, fmt.Errorf("%w: listing bindings in the CF API: %w", ErrReconcile, err)
 	}
 	w := world{now: r.now(), bucket: contents, live: map[string]cfapi.Binding{}, deleting: map[string]bool{},
-		inFlight: map[string]store.Binding{}, partial: subset != nil}
+		inFlight: map[string]*record{}, partial: subset != nil}
 	for _, b := range apiBindings {
 		switch {
 		case !scrape.ValidGUID(b.GUID) || !scrape.ValidGUID(b.AppGUID):
@@ -145,7 +153,7 @@ func (r *Reconciler) read(ctx context.Context, logger lager.Logger, subset []str
 			continue
 		}
 		if record, ok := w.records[bindingGUID]; ok {
-			w.inFlight[bindingGUID] = record.Binding
+			w.inFlight[bindingGUID] = record
 		}
 	}
 	w.bound = boundApps(w.live, w.inFlight)
@@ -172,7 +180,7 @@ func (r *Reconciler) read(ctx context.Context, logger lager.Logger, subset []str
 // described moments ago (a change since is the next watch's or
 // reconcile's), so that verifying a first run does not read every app
 // again: the second pass asks for the bindings only.
-func (r *Reconciler) lookUp(ctx context.Context, w world, lookup []string, earlier *world) (map[string]targets.App, error) {
+func (r *Reconciler) lookUp(ctx context.Context, w world, lookup []string, earlier *looked) (map[string]targets.App, error) {
 	if earlier == nil {
 		if len(lookup) == 0 {
 			return map[string]targets.App{}, nil
@@ -208,8 +216,7 @@ func (r *Reconciler) lookUp(ctx context.Context, w world, lookup []string, earli
 // file as w's settings would render it, in its place.
 func (r *Reconciler) holds(w world, app targets.App) bool {
 	settings, _ := w.settingsOf(app)
-	body := targets.RenderWith(app, targets.Options{PaaSDomain: r.PaaSDomain, Settings: settings, Addressing: r.Addressing})
-	change, ok := r.bucket().PlanTarget(store.Target{AppGUID: app.GUID, Started: app.Started(), Body: body}, w.bucket.TargetFiles(app.GUID))
+	change, ok := r.planTarget(app, settings, w.bucket.TargetFiles(app.GUID))
 	return !ok || !change.Write
 }
 
@@ -253,7 +260,7 @@ func (w world) filesWithoutLiveBinding(apps []string) bool {
 // boundApps are the apps named by a binding CF lists or by the record of a
 // bind in flight. A record the updater adopted names no bind in flight: its
 // binding is gone.
-func boundApps(live map[string]cfapi.Binding, inFlight map[string]store.Binding) map[string]bool {
+func boundApps(live map[string]cfapi.Binding, inFlight map[string]*record) map[string]bool {
 	bound := map[string]bool{}
 	for _, b := range live {
 		bound[b.AppGUID] = true
@@ -268,20 +275,24 @@ func boundApps(live map[string]cfapi.Binding, inFlight map[string]store.Binding)
 
 // boundSettings are the settings of each bound app's bindings, oldest
 // first: those CF lists, with their records' bind parameters (none for a
-// binding without a record), and the binds in flight.
-func boundSettings(live map[string]cfapi.Binding, inFlight map[string]store.Binding, records map[string]record) map[string][]targets.BindingSettings {
+// binding without a record), and the binds in flight. A binding whose
+// settings set nothing is left out, and so is an app with no other:
+// targets.Combine takes nothing from it (it can neither set a setting nor
+// disagree with one), and most apps are bound once without parameters.
+func boundSettings(live map[string]cfapi.Binding, inFlight map[string]*record, records map[string]*record) map[string][]targets.BindingSettings {
 	type dated struct {
 		targets.BindingSettings
 		created time.Time
 	}
 	byApp := map[string][]dated{}
 	add := func(app, binding string, created time.Time) {
-		d := dated{BindingSettings: targets.BindingSettings{BindingGUID: binding}, created: created}
-		if rec, ok := records[binding]; ok {
-			d.Settings = rec.Settings
-			if !rec.CreatedAt.IsZero() {
-				d.created = rec.CreatedAt
-			}
+		rec, ok := records[binding]
+		if !ok || rec.Settings.IsZero() {
+			return
+		}
+		d := dated{BindingSettings: targets.BindingSettings{BindingGUID: binding, Settings: rec.Settings}, created: created}
+		if !rec.CreatedAt.IsZero() {
+			d.created = rec.CreatedAt
 		}
 		byApp[app] = append(byApp[app], d)
 	}

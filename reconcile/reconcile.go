@@ -47,8 +47,9 @@ type Reconciler struct {
 	Now     func() time.Time
 	// Metrics, when set, is updated after every run.
 	Metrics *Metrics
-	// beforeApply, for tests, runs between planning and applying in each
-	// pass.
+	// beforeApply, for tests, runs between reading and writing in each
+	// pass (planning, which depends on the reads alone, goes with the
+	// writes).
 	beforeApply func(pass int)
 
 	// bucket is made from Store at first use and kept, because it
@@ -58,6 +59,9 @@ type Reconciler struct {
 	// records are the binding records read so far, kept from one run to
 	// the next.
 	records recordCache
+	// rendered says which target files hold what they would be rendered
+	// from, kept from one run to the next.
+	rendered renderedTargets
 }
 
 // Result counts what a run did.
@@ -116,7 +120,7 @@ func (r *Reconciler) passes(ctx context.Context, logger lager.Logger, subset []s
 	var total Result
 	var err error
 	maxPasses := max(r.MaxPasses, 2)
-	var earlier *world
+	var earlier *looked
 	for pass := 1; pass <= maxPasses; pass++ {
 		var res Result
 		res, earlier, err = r.pass(ctx, logger.Session("pass", lager.Data{"pass": pass}), pass, subset, earlier)
@@ -143,8 +147,9 @@ func (r *Reconciler) passes(ctx context.Context, logger lager.Logger, subset []s
 
 // pass reads the store and CF, plans the changes from what it read alone,
 // and applies them, for the apps of subset (every app when nil). It
-// returns what it read, for the pass that verifies it.
-func (r *Reconciler) pass(ctx context.Context, logger lager.Logger, pass int, subset []string, earlier *world) (Result, *world, error) {
+// returns what it looked up, for the pass that verifies it: the rest of
+// what it read is dropped before that pass reads again.
+func (r *Reconciler) pass(ctx context.Context, logger lager.Logger, pass int, subset []string, earlier *looked) (Result, *looked, error) {
 	w, err := r.read(ctx, logger, subset, earlier)
 	if err != nil {
 		return Result{}, nil, err
@@ -153,18 +158,20 @@ func (r *Reconciler) pass(ctx context.Context, logger lager.Logger, pass int, su
 	if subset == nil {
 		guids = w.apps()
 	}
-	p := r.plan(w, guids)
 	if r.beforeApply != nil {
 		r.beforeApply(pass)
 	}
-	applied, err := r.apply(ctx, logger, p.changes)
+	var p plan
+	applied, err := r.apply(ctx, logger, func(apply func(change)) { p = r.plan(w, guids, apply) })
+	// A copy: a pointer into w would keep all of it.
+	lookedUp := w.looked
 	return Result{
 		Active: p.active, Inactive: p.inactive,
 		TargetsWritten: applied[kindWriteTarget], TargetsDeleted: applied[kindDeleteTarget],
 		RecordsAdopted: applied[kindAdoptRecord], RecordsRemoved: applied[kindRemoveRecord],
 		WritesConflicts: applied[kindConflict], Bound: w.boundAmong(guids),
 		notes: p.notes,
-	}, &w, err
+	}, &lookedUp, err
 }
 
 func (r *Reconciler) bucket() *store.Bucket {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"time"
 
 	"code.cloudfoundry.org/lager/v3"
 	"golang.org/x/sync/errgroup"
@@ -13,11 +14,28 @@ import (
 	"github.com/alphagov/cf-app-discovery/targets"
 )
 
-// record is a binding record as a pass knows it: parsed, with the settings
-// of its bind parameters.
+// record is what a pass needs of a binding record: the app it names, when
+// and by whom it was written, and the settings of its bind parameters. The
+// rest of the record (its guid is the cache's key; plan, instance and raw
+// parameters are the broker's) is not kept: 50,000 of them are held from
+// one run to the next.
 type record struct {
-	store.Binding
-	Settings targets.Settings
+	AppGUID   string
+	CreatedAt time.Time
+	Source    string
+	Settings  targets.Settings
+}
+
+func recordOf(b store.Binding, settings targets.Settings) record {
+	source := b.Source
+	// The sources are two constants: the decoded copies are not kept.
+	switch source {
+	case store.SourceBroker:
+		source = store.SourceBroker
+	case store.SourceReconcile:
+		source = store.SourceReconcile
+	}
+	return record{AppGUID: b.AppGUID, CreatedAt: b.CreatedAt, Source: source, Settings: settings}
 }
 
 // recordCache keeps the binding records the reconciler read, by binding
@@ -26,7 +44,7 @@ type record struct {
 // changed reads no record: it only lists.
 type recordCache struct {
 	mu     sync.Mutex
-	byGUID map[string]cachedRecord
+	byGUID map[string]*cachedRecord
 }
 
 type cachedRecord struct {
@@ -39,12 +57,13 @@ type cachedRecord struct {
 // readRecords returns the readable records among those listed, reading
 // those it does not hold at their listed ETag, Workers at a time. A record
 // removed since the listing is left out; one that cannot be parsed is left
-// out and logged when it is read.
-func (r *Reconciler) readRecords(ctx context.Context, logger lager.Logger, listed map[string]store.Object) (map[string]record, error) {
+// out and logged when it is read. The records returned are the cache's
+// own, never changed once cached (a new read replaces the entry).
+func (r *Reconciler) readRecords(ctx context.Context, logger lager.Logger, listed map[string]store.Object) (map[string]*record, error) {
 	c := &r.records
 	c.mu.Lock()
 	if c.byGUID == nil {
-		c.byGUID = map[string]cachedRecord{}
+		c.byGUID = map[string]*cachedRecord{}
 	}
 	var stale []string
 	for guid, obj := range listed {
@@ -64,10 +83,10 @@ func (r *Reconciler) readRecords(ctx context.Context, logger lager.Logger, liste
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	out := make(map[string]record, len(listed))
+	out := make(map[string]*record, len(listed))
 	for guid := range listed {
 		if cached, ok := c.byGUID[guid]; ok && !cached.unreadable {
-			out[guid] = cached.record
+			out[guid] = &cached.record
 		}
 	}
 	return out, nil
@@ -77,11 +96,11 @@ func (r *Reconciler) readRecords(ctx context.Context, logger lager.Logger, liste
 // the cache holds (without a listing, their ETags are not known), Workers
 // at a time; it keeps what it read in the cache and forgets nothing else.
 // A record that does not exist is left out.
-func (r *Reconciler) readSomeRecords(ctx context.Context, logger lager.Logger, guids []string) (map[string]record, error) {
+func (r *Reconciler) readSomeRecords(ctx context.Context, logger lager.Logger, guids []string) (map[string]*record, error) {
 	c := &r.records
 	c.mu.Lock()
 	if c.byGUID == nil {
-		c.byGUID = map[string]cachedRecord{}
+		c.byGUID = map[string]*cachedRecord{}
 	}
 	c.mu.Unlock()
 	if err := r.readInto(ctx, logger, guids, func(_, read string) string { return read }); err != nil {
@@ -89,10 +108,10 @@ func (r *Reconciler) readSomeRecords(ctx context.Context, logger lager.Logger, g
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	out := make(map[string]record, len(guids))
+	out := make(map[string]*record, len(guids))
 	for _, guid := range guids {
 		if cached, ok := c.byGUID[guid]; ok && !cached.unreadable {
-			out[guid] = cached.record
+			out[guid] = &cached.record
 		}
 	}
 	return out, nil
@@ -108,7 +127,7 @@ func (r *Reconciler) readInto(ctx context.Context, logger lager.Logger, guids []
 	for _, guid := range guids {
 		g.Go(func() error {
 			stored, err := r.bucket().ReadBinding(ctx, guid)
-			entry := cachedRecord{etag: etag(guid, stored.ETag)}
+			entry := &cachedRecord{etag: etag(guid, stored.ETag)}
 			switch {
 			case errors.Is(err, store.ErrNotFound):
 				// Unbound since the listing; the next pass looks again.
@@ -122,13 +141,13 @@ func (r *Reconciler) readInto(ctx context.Context, logger lager.Logger, guids []
 			case err != nil:
 				return fmt.Errorf("%w: reading a record: %w", ErrReconcile, err)
 			default:
-				entry.record.Binding = stored.Binding
-				entry.record.Settings, err = targets.ParseParameters(stored.Parameters)
+				settings, err := targets.ParseParameters(stored.Parameters)
 				if err != nil {
 					// Written before a rule changed, or by hand: the binding
 					// keeps being monitored, without settings.
 					logger.Info("stored-parameters-invalid", lager.Data{"binding_guid": guid, "app_guid": stored.AppGUID})
 				}
+				entry.record = recordOf(stored.Binding, settings)
 			}
 			c.mu.Lock()
 			c.byGUID[guid] = entry

@@ -386,3 +386,9 @@ func (s Settings) apply(labels map[string]string) {
 		labels["__scrape_timeout__"] = model.Duration(s.ScrapeTimeout).String()
 	}
 }
+
+// IsZero reports whether s sets nothing: the targets are as without
+// settings, and Combine takes nothing from a binding with such settings.
+func (s Settings) IsZero() bool {
+	return s.Path == "" && s.Port == 0 && s.ScrapeInterval == 0 && s.ScrapeTimeout == 0 && s.Job == "" && len(s.Labels) == 0
+}

@@ -386,3 +386,24 @@ func mustJSON(v any) string {
 	ExpectWithOffset(1, err).NotTo(HaveOccurred())
 	return string(b)
 }
+
+var _ = Describe("Settings.IsZero", func() {
+	It("is true of settings that set nothing, empty labels included", func() {
+		Expect(targets.Settings{}.IsZero()).To(BeTrue())
+		Expect(targets.Settings{Labels: map[string]string{}}.IsZero()).To(BeTrue())
+	})
+
+	DescribeTable("is false of settings that set anything",
+		func(params string) {
+			s, err := targets.ParseParameters(json.RawMessage(params))
+			Expect(err).NotTo(HaveOccurred())
+			Expect(s.IsZero()).To(BeFalse())
+		},
+		Entry("path", `{"path": "/m"}`),
+		Entry("port", `{"port": 9090}`),
+		Entry("scrape interval", `{"scrape_interval": "30s"}`),
+		Entry("scrape timeout", `{"scrape_timeout": "5s"}`),
+		Entry("job", `{"job": "j"}`),
+		Entry("labels", `{"labels": {"team": "a"}}`),
+	)
+})

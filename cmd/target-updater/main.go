@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"runtime/debug"
 	"strconv"
 	"sync"
 	"syscall"
@@ -43,6 +44,7 @@ func run(once bool) int {
 		return 2
 	}
 	logger := config.Logger("target-updater", s.LogLevel, os.Stdout)
+	memoryLimit := limitMemory(os.Getenv)
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
 
@@ -86,7 +88,7 @@ func run(once bool) int {
 		return 1
 	}
 	logger.Info("started", lager.Data{"schedule": s.Schedule, "watch_interval": s.WatchInterval.String(), "port": s.Port,
-		"holder": holder, "lease_duration": s.LeaseDuration.String()})
+		"holder": holder, "lease_duration": s.LeaseDuration.String(), "memory_limit": memoryLimit})
 	leaseDone := make(chan struct{})
 	go func() {
 		defer close(leaseDone)
@@ -183,6 +185,11 @@ func (r *runner) Run() {
 	}
 	// Failures are logged by the reconciler and counted in its metrics.
 	_, _ = r.rec.Run(r.ctx)
+	// A full reconcile reads every app, binding and listed file, and the
+	// updater then idles until the next: give the memory back now rather
+	// than hold it at the run's peak until then (one collection of what
+	// the reconciler keeps between runs, some 30 MB at 50,000 apps).
+	debug.FreeOSMemory()
 }
 
 // watchEvery watches every interval until the context ends. A watch that

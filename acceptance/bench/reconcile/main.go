@@ -41,17 +41,18 @@ func main() {
 	apps := flag.Int("apps", 0, "apps visible to the monitoring user (default: 6 for every 5 bound)")
 	latency := flag.Duration("latency", 20*time.Millisecond, "latency the fake CF API adds to every request")
 	once := flag.Bool("once", false, "run target-updater --once twice instead of serving")
+	memory := flag.String("memory", "256m", "the container's memory quota, MEMORY_LIMIT as CF sets it (\"\": none)")
 	flag.Parse()
 	if *apps == 0 {
 		*apps = *bound * 6 / 5
 	}
-	if err := run(*updater, *apps, *bound, *latency, *once); err != nil {
+	if err := run(*updater, *apps, *bound, *latency, *once, *memory); err != nil {
 		fmt.Fprintln(os.Stderr, "bench-reconcile:", err)
 		os.Exit(1)
 	}
 }
 
-func run(updater string, apps, bound int, latency time.Duration, once bool) error {
+func run(updater string, apps, bound int, latency time.Duration, once bool, memory string) error {
 	ctx := context.Background()
 	cf := fakecf.New(fakecf.Options{})
 	defer cf.Close()
@@ -87,10 +88,12 @@ func run(updater string, apps, bound int, latency time.Duration, once bool) erro
 	if once {
 		how = "target-updater --once, twice"
 	}
-	fmt.Printf("bench-reconcile: %d bound apps of %d visible, %d routes on other domains, CF latency %s per request; %s\n",
-		bound, apps, apps*3/10, latency, how)
+	fmt.Printf("bench-reconcile: %d bound apps of %d visible, %d routes on other domains, CF latency %s per request; %s; MEMORY_LIMIT=%s\n",
+		bound, apps, apps*3/10, latency, how, memory)
 	fmt.Printf("%-26s %12s %10s %8s %12s  %s\n", "run", "CF requests", "wall", "CPU", "peak RSS", "S3 operations")
-	env := append(s3.Env(cf.URL(), bucket), "PLAN_ID="+pop.Plan.BrokerCatalogID, "LOG_LEVEL=error")
+	// MEMORY_LIMIT is what CF sets in the container of an app pushed with
+	// the manifest's memory: 256M.
+	env := append(s3.Env(cf.URL(), bucket), "PLAN_ID="+pop.Plan.BrokerCatalogID, "LOG_LEVEL=error", "MEMORY_LIMIT="+memory)
 	names := []string{"1: writes every target", "2: nothing changed"}
 	report := func(run int, m measures) {
 		fmt.Printf("%-26s %12d %10s %7.2fs %9.1f MB  %s\n", names[run], cf.Requests(), m.wall.Round(time.Millisecond),
