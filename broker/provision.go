@@ -43,9 +43,8 @@ func (b *Broker) provision(ctx context.Context, instanceID string, details domai
 		logger.Info("rejected", lager.Data{"reason": "missing-context"})
 		return domain.ProvisionedServiceSpec{}, errMissingContext
 	}
-	if !store.SameParameters(details.RawParameters, nil) {
-		logger.Info("rejected", lager.Data{"reason": "instance-parameters"})
-		return domain.ProvisionedServiceSpec{}, errInstanceParameters
+	if err := noParameters(logger, details.RawParameters); err != nil {
+		return domain.ProvisionedServiceSpec{}, err
 	}
 	logger = logger.WithData(lager.Data{"organization_guid": org, "space_guid": space})
 	record := store.Instance{InstanceGUID: instanceID, ServiceID: details.ServiceID, PlanID: details.PlanID,
@@ -141,9 +140,8 @@ func (b *Broker) Update(_ context.Context, instanceID string, details domain.Upd
 	if err := b.checkCatalog(details.ServiceID, details.PlanID); err != nil {
 		return domain.UpdateServiceSpec{}, err
 	}
-	if !store.SameParameters(details.RawParameters, nil) {
-		logger.Info("rejected", lager.Data{"reason": "instance-parameters"})
-		return domain.UpdateServiceSpec{}, errInstanceParameters
+	if err := noParameters(logger, details.RawParameters); err != nil {
+		return domain.UpdateServiceSpec{}, err
 	}
 	logger.Info("unchanged")
 	return domain.UpdateServiceSpec{}, nil
@@ -175,4 +173,14 @@ func (b *Broker) GetInstance(ctx context.Context, instanceID string, _ domain.Fe
 // every operation here is synchronous.
 func (b *Broker) LastOperation(context.Context, string, domain.PollDetails) (domain.LastOperation, error) {
 	return domain.LastOperation{}, errNotSupported("polling an operation")
+}
+
+// noParameters refuses instance parameters, on create-service and
+// update-service alike: the settings belong to bindings.
+func noParameters(logger lager.Logger, raw json.RawMessage) error {
+	if store.SameParameters(raw, nil) {
+		return nil
+	}
+	logger.Info("rejected", lager.Data{"reason": "instance-parameters"})
+	return errInstanceParameters
 }

@@ -26,7 +26,8 @@ func Logger(component, level string, w io.Writer) lager.Logger {
 		panic(err)
 	}
 	// The level is checked before the redaction, which marshals every
-	// line's data: a debug line at the info level costs nothing.
+	// line's data: a debug line at the info level is neither redacted nor
+	// written (lager still builds it).
 	logger.RegisterSink(lager.NewReconfigurableSink(redacting, min))
 	return logger
 }
