@@ -1,8 +1,10 @@
 package cfapi_test
 
 import (
+	"encoding/json"
 	"errors"
 	"net/http"
+	"sync/atomic"
 	"time"
 
 	. "github.com/onsi/ginkgo/v2"
@@ -208,6 +210,74 @@ var _ = Describe("Apps", func() {
 		apps, err := f.cf.Apps(f.ctx, guids(0, 8))
 		Expect(err).To(MatchError(cfapi.ErrUnavailable))
 		Expect(apps).To(BeNil())
+	})
+
+	// CC pages by offset, so a listing that changes between two page
+	// reads can show an app on both pages. Describing an app drops its
+	// processes and routes, so that a second description would have
+	// neither: here the fake's one page of apps is served as two, the
+	// second repeating app 1 under a new name.
+	It("describes an app listed twice once, as its first copy says, with its processes and routes", func() {
+		guid := fakecf.GUID("app", 1)
+		var copied atomic.Pointer[json.RawMessage]
+		var secondPages atomic.Int32
+		f.cfg.API = tampered(f.server, tamper{edit: func(r *http.Request, body []byte) []byte {
+			if r.URL.Path != "/v3/apps" {
+				return body
+			}
+			page := r.URL.Query().Get("page")
+			return editPage(body, func(p map[string]json.RawMessage) {
+				var pagination map[string]json.RawMessage
+				Expect(json.Unmarshal(p["pagination"], &pagination)).To(Succeed())
+				var total int
+				Expect(json.Unmarshal(pagination["total_results"], &total)).To(Succeed())
+				pagination["total_results"], _ = json.Marshal(total + 1)
+				pagination["total_pages"] = json.RawMessage("2")
+				var resources []json.RawMessage
+				Expect(json.Unmarshal(p["resources"], &resources)).To(Succeed())
+				switch page {
+				case "1":
+					next := *r.URL
+					q := next.Query()
+					q.Set("page", "2")
+					next.RawQuery = q.Encode()
+					pagination["next"], _ = json.Marshal(map[string]string{"href": "http://" + r.Host + next.String()})
+					for _, raw := range resources {
+						var app map[string]json.RawMessage
+						Expect(json.Unmarshal(raw, &app)).To(Succeed())
+						if string(app["guid"]) == `"`+guid+`"` {
+							// Renamed between the page reads: the second
+							// copy is the newer, and still not the one kept.
+							app["name"] = json.RawMessage(`"app-1-renamed"`)
+							again, err := json.Marshal(app)
+							Expect(err).NotTo(HaveOccurred())
+							copied.Store((*json.RawMessage)(&again))
+						}
+					}
+				case "2":
+					secondPages.Add(1)
+					again := copied.Load()
+					Expect(again).NotTo(BeNil(), "page 2 read before page 1")
+					resources = append(resources, *again)
+				}
+				p["pagination"], _ = json.Marshal(pagination)
+				p["resources"], _ = json.Marshal(resources)
+			})
+		}})
+		var err error
+		f.cf, err = cfapi.New(f.ctx, f.cfg)
+		Expect(err).NotTo(HaveOccurred())
+
+		apps, err := f.cf.Apps(f.ctx, guids(0, 3))
+		Expect(err).NotTo(HaveOccurred())
+		Expect(secondPages.Load()).To(BeEquivalentTo(1), "the apps were listed in two pages")
+		Expect(apps).To(HaveLen(3))
+		one, err := f.cf.App(f.ctx, guid)
+		Expect(err).NotTo(HaveOccurred())
+		Expect(one.Processes).NotTo(BeEmpty())
+		Expect(one.Routes).NotTo(BeEmpty())
+		Expect(apps[guid]).To(Equal(one), "the first copy wins")
+		Expect(apps[guid].Name).To(Equal("app-1"))
 	})
 
 	Context("with 250 guids", func() {
