@@ -170,7 +170,7 @@ func (r *Reconciler) planTarget(app targets.App, settings targets.Settings, file
 	if !app.Started() {
 		here, other = other, here
 	}
-	inputs := inputsDigest(app, o)
+	inputs := targets.InputsDigest(app, o)
 	if here != nil && other == nil && r.rendered.holds(app.GUID, inputs, here.ETag) {
 		return store.TargetChange{}, false
 	}
