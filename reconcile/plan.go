@@ -175,6 +175,9 @@ func (r *Reconciler) planTarget(app targets.App, settings targets.Settings, file
 		return store.TargetChange{}, false
 	}
 	body := targets.RenderWith(app, o)
+	if r.onRender != nil {
+		r.onRender(app.GUID)
+	}
 	c, ok := r.bucket().PlanTarget(store.Target{AppGUID: app.GUID, Started: app.Started(), Body: body}, files)
 	switch {
 	case c.Write:
