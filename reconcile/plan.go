@@ -170,11 +170,14 @@ func (r *Reconciler) planTarget(app targets.App, settings targets.Settings, file
 	if !app.Started() {
 		here, other = other, here
 	}
-	inputs := inputsDigest(app, o)
+	inputs := targets.InputsDigest(app, o)
 	if here != nil && other == nil && r.rendered.holds(app.GUID, inputs, here.ETag) {
 		return store.TargetChange{}, false
 	}
 	body := targets.RenderWith(app, o)
+	if r.onRender != nil {
+		r.onRender(app.GUID)
+	}
 	c, ok := r.bucket().PlanTarget(store.Target{AppGUID: app.GUID, Started: app.Started(), Body: body}, files)
 	switch {
 	case c.Write:

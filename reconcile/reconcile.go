@@ -51,6 +51,9 @@ type Reconciler struct {
 	// pass (planning, which depends on the reads alone, goes with the
 	// writes).
 	beforeApply func(pass int)
+	// onRender, for tests, is called with each app whose target file a
+	// pass renders.
+	onRender func(appGUID string)
 
 	// bucket is made from Store at first use and kept, because it
 	// remembers the updater's writes from one run to the next.

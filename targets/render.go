@@ -2,7 +2,10 @@ package targets
 
 import (
 	"bytes"
+	"crypto/sha256"
+	"encoding/binary"
 	"encoding/json"
+	"maps"
 	"slices"
 	"strconv"
 	"strings"
@@ -202,7 +205,8 @@ func Render(app App, paasDomain string) []byte {
 
 // RenderWith returns the bytes of app's target file. Equal inputs give
 // equal bytes: labels are written in sorted order, indented as the Ruby
-// service's files were, with a trailing newline.
+// service's files were, with a trailing newline. What it reads, InputsDigest
+// digests.
 func RenderWith(app App, o Options) []byte {
 	var buf bytes.Buffer
 	enc := json.NewEncoder(&buf)
@@ -211,4 +215,71 @@ func RenderWith(app App, o Options) []byte {
 	// Encoding plain strings, slices and string maps cannot fail.
 	_ = enc.Encode(GroupsWith(app, o))
 	return buf.Bytes()
+}
+
+// InputsDigest is a digest of everything RenderWith renders app's file from:
+// it changes whenever RenderWith's output could, so that a caller holding a
+// file rendered from inputs with the same digest need not render it again.
+// It covers each field of the app, its processes and routes, and of the
+// options, in order, strings with their lengths, maps in key order. (A
+// field added to them must be added here: a test counts them.)
+func InputsDigest(app App, o Options) [sha256.Size]byte {
+	var d digest
+	d.str(app.GUID)
+	d.str(app.Name)
+	d.str(app.State)
+	d.num(int64(len(app.Processes)))
+	for _, p := range app.Processes {
+		d.str(p.GUID)
+		d.num(int64(p.Instances))
+		d.num(p.CreatedAt.UnixNano())
+	}
+	d.str(app.Org)
+	d.str(app.Space)
+	d.num(int64(len(app.Routes)))
+	for _, r := range app.Routes {
+		d.str(r.Host)
+		d.str(r.Domain)
+		d.str(r.Path)
+		d.str(r.Protocol)
+		d.flag(r.Internal)
+		d.num(int64(r.Port))
+	}
+	d.strings(app.Annotations)
+	d.str(o.PaaSDomain)
+	d.str(string(o.Addressing))
+	s := o.Settings
+	d.str(s.Path)
+	d.num(int64(s.Port))
+	d.num(int64(s.ScrapeInterval))
+	d.num(int64(s.ScrapeTimeout))
+	d.str(s.Job)
+	d.strings(s.Labels)
+	return sha256.Sum256(d.buf)
+}
+
+// digest is the unambiguous byte form of what InputsDigest hashes.
+type digest struct{ buf []byte }
+
+func (d *digest) num(n int64) { d.buf = binary.AppendVarint(d.buf, n) }
+
+func (d *digest) str(s string) {
+	d.num(int64(len(s)))
+	d.buf = append(d.buf, s...)
+}
+
+func (d *digest) flag(b bool) {
+	if b {
+		d.num(1)
+	} else {
+		d.num(0)
+	}
+}
+
+func (d *digest) strings(m map[string]string) {
+	d.num(int64(len(m)))
+	for _, k := range slices.Sorted(maps.Keys(m)) {
+		d.str(k)
+		d.str(m[k])
+	}
 }

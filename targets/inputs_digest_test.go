@@ -1,4 +1,4 @@
-package reconcile
+package targets_test
 
 import (
 	"reflect"
@@ -10,7 +10,7 @@ import (
 	"github.com/alphagov/cf-app-discovery/targets"
 )
 
-var _ = Describe("inputsDigest", func() {
+var _ = Describe("InputsDigest", func() {
 	t0 := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
 	app := func() targets.App {
 		return targets.App{
@@ -32,11 +32,11 @@ var _ = Describe("inputsDigest", func() {
 		a.Annotations = map[string]string{"x": "1", "y": "2", "z": "3"}
 		b := app()
 		b.Annotations = map[string]string{"z": "3", "y": "2", "x": "1"}
-		Expect(inputsDigest(a, o)).To(Equal(inputsDigest(b, o)))
+		Expect(targets.InputsDigest(a, o)).To(Equal(targets.InputsDigest(b, o)))
 	})
 
 	It("covers every field the rendering reads", func() {
-		// A field added to these types must be added to inputsDigest, and
+		// A field added to these types must be added to InputsDigest, and
 		// a case below: a file rendered from it would otherwise not follow
 		// its changes.
 		Expect(reflect.TypeFor[targets.App]().NumField()).To(Equal(8))
@@ -49,9 +49,9 @@ var _ = Describe("inputsDigest", func() {
 	DescribeTable("changes with each of them",
 		func(change func(a *targets.App, o *targets.Options)) {
 			a, o := app(), options()
-			before := inputsDigest(a, o)
+			before := targets.InputsDigest(a, o)
 			change(&a, &o)
-			Expect(inputsDigest(a, o)).NotTo(Equal(before))
+			Expect(targets.InputsDigest(a, o)).NotTo(Equal(before))
 		},
 		Entry("guid", func(a *targets.App, _ *targets.Options) { a.GUID = "b" }),
 		Entry("name", func(a *targets.App, _ *targets.Options) { a.Name = "m" }),
