@@ -167,13 +167,7 @@ func (b *Broker) target(logger lager.Logger, app targets.App, bound targets.Sett
 }
 
 func (b *Broker) validateBind(instanceID, bindingID, appGUID string, details domain.BindDetails) error {
-	if !scrape.ValidGUID(instanceID) {
-		return errInvalidID("instance_id", instanceID)
-	}
-	if !scrape.ValidGUID(bindingID) {
-		return errInvalidID("binding_id", bindingID)
-	}
-	if err := b.checkCatalog(details.ServiceID, details.PlanID); err != nil {
+	if err := b.checkRequest(details.ServiceID, details.PlanID, namedID{"instance_id", instanceID}, namedID{"binding_id", bindingID}); err != nil {
 		return err
 	}
 	if appGUID == "" {

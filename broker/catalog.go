@@ -6,6 +6,7 @@ import (
 
 	"github.com/pivotal-cf/brokerapi/v10/domain"
 
+	"github.com/alphagov/cf-app-discovery/scrape"
 	"github.com/alphagov/cf-app-discovery/targets"
 )
 
@@ -78,6 +79,21 @@ func (b *Broker) longDescription() string {
 	}
 	return "Bind an app to have each of its instances scraped by the platform's Prometheus. " +
 		"First give " + user + " the SpaceAuditor role in the app's space: " + b.grantCommand + "."
+}
+
+// namedID is an id a request carries, with the name the request gives it.
+type namedID struct{ name, value string }
+
+// checkRequest refuses a request whose ids are not GUIDs, or whose service
+// or plan is not ours, in that order: what every OSB call checks before
+// anything else.
+func (b *Broker) checkRequest(serviceID, planID string, ids ...namedID) error {
+	for _, i := range ids {
+		if !scrape.ValidGUID(i.value) {
+			return errInvalidID(i.name, i.value)
+		}
+	}
+	return b.checkCatalog(serviceID, planID)
 }
 
 // checkCatalog refuses a service or plan id that is not ours.

@@ -32,10 +32,7 @@ func (b *Broker) Provision(ctx context.Context, instanceID string, details domai
 
 func (b *Broker) provision(ctx context.Context, instanceID string, details domain.ProvisionDetails) (domain.ProvisionedServiceSpec, error) {
 	logger := b.logger.Session("provision", lager.Data{"instance_id": instanceID})
-	if !scrape.ValidGUID(instanceID) {
-		return domain.ProvisionedServiceSpec{}, errInvalidID("instance_id", instanceID)
-	}
-	if err := b.checkCatalog(details.ServiceID, details.PlanID); err != nil {
+	if err := b.checkRequest(details.ServiceID, details.PlanID, namedID{"instance_id", instanceID}); err != nil {
 		return domain.ProvisionedServiceSpec{}, err
 	}
 	org, space := placeOf(details)
@@ -101,10 +98,7 @@ func placeOf(details domain.ProvisionDetails) (org, space string) {
 func (b *Broker) Deprovision(ctx context.Context, instanceID string, details domain.DeprovisionDetails, _ bool) (_ domain.DeprovisionServiceSpec, err error) {
 	defer func(start time.Time) { b.metrics.observe("deprovision", start, "ok", err) }(time.Now())
 	logger := b.logger.Session("deprovision", lager.Data{"instance_id": instanceID})
-	if !scrape.ValidGUID(instanceID) {
-		return domain.DeprovisionServiceSpec{}, errInvalidID("instance_id", instanceID)
-	}
-	if err := b.checkCatalog(details.ServiceID, details.PlanID); err != nil {
+	if err := b.checkRequest(details.ServiceID, details.PlanID, namedID{"instance_id", instanceID}); err != nil {
 		return domain.DeprovisionServiceSpec{}, err
 	}
 	_, err = b.bucket.ReadInstance(ctx, instanceID)
@@ -134,10 +128,7 @@ func (b *Broker) Deprovision(ctx context.Context, instanceID string, details dom
 func (b *Broker) Update(_ context.Context, instanceID string, details domain.UpdateDetails, _ bool) (_ domain.UpdateServiceSpec, err error) {
 	defer func(start time.Time) { b.metrics.observe("update", start, "unchanged", err) }(time.Now())
 	logger := b.logger.Session("update", lager.Data{"instance_id": instanceID})
-	if !scrape.ValidGUID(instanceID) {
-		return domain.UpdateServiceSpec{}, errInvalidID("instance_id", instanceID)
-	}
-	if err := b.checkCatalog(details.ServiceID, details.PlanID); err != nil {
+	if err := b.checkRequest(details.ServiceID, details.PlanID, namedID{"instance_id", instanceID}); err != nil {
 		return domain.UpdateServiceSpec{}, err
 	}
 	if err := noParameters(logger, details.RawParameters); err != nil {

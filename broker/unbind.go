@@ -33,13 +33,7 @@ func (b *Broker) Unbind(ctx context.Context, instanceID, bindingID string, detai
 // binding, "target-kept" otherwise.
 func (b *Broker) unbind(ctx context.Context, instanceID, bindingID string, details domain.UnbindDetails) (string, error) {
 	logger := b.logger.Session("unbind", lager.Data{"instance_id": instanceID, "binding_id": bindingID})
-	if !scrape.ValidGUID(instanceID) {
-		return "", errInvalidID("instance_id", instanceID)
-	}
-	if !scrape.ValidGUID(bindingID) {
-		return "", errInvalidID("binding_id", bindingID)
-	}
-	if err := b.checkCatalog(details.ServiceID, details.PlanID); err != nil {
+	if err := b.checkRequest(details.ServiceID, details.PlanID, namedID{"instance_id", instanceID}, namedID{"binding_id", bindingID}); err != nil {
 		return "", err
 	}
 
