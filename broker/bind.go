@@ -86,7 +86,7 @@ func (b *Broker) bind(ctx context.Context, instanceID, bindingID string, details
 		return domain.Binding{AlreadyExists: true}, b.writeTargetOrFail(ctx, logger, app, combined)
 	}
 
-	app, combined, err := b.bindTarget(ctx, logger, bindingID, appGUID, settings, time.Time{})
+	app, combined, err := b.bindTarget(ctx, logger, bindingID, appGUID, settings, record.CreatedAt)
 	if err != nil {
 		return domain.Binding{}, err
 	}

@@ -1,10 +1,8 @@
 package broker
 
 import (
-	"cmp"
 	"context"
 	"errors"
-	"slices"
 	"sync"
 	"time"
 
@@ -20,8 +18,8 @@ import (
 // them. The other bindings of the app matter only when it already has a
 // target file: a first bind (the common case) asks the CF API about the
 // app alone, in its 3 requests; a later one also lists the app's bindings,
-// in parallel. created is when this binding was first made, zero for a
-// new binding: a new binding whose settings disagree with another's is
+// in parallel. created is when this binding was made (now, for a new
+// one): a new binding whose settings disagree with an older one's is
 // refused, while a repeat keeps the oldest binding's settings.
 func (b *Broker) bindTarget(ctx context.Context, logger lager.Logger, bindingID, appGUID string, settings targets.Settings,
 	created time.Time) (targets.App, targets.Settings, error) {
@@ -57,14 +55,8 @@ func (b *Broker) bindTarget(ctx context.Context, logger lager.Logger, bindingID,
 	if err != nil {
 		return targets.App{}, targets.Settings{}, err
 	}
-	this := targets.BindingSettings{BindingGUID: bindingID, Settings: settings}
-	var ordered []targets.BindingSettings
-	if created.IsZero() {
-		ordered = append(inOrder(bindings), this) // the newest
-	} else {
-		ordered = inOrder(append(bindings, dated{this, created}))
-	}
-	combined, err := targets.Combine(ordered)
+	this := targets.BindingSettings{BindingGUID: bindingID, Settings: settings, Created: created}
+	combined, err := targets.Combine(append(bindings, this))
 	var conflict *targets.ConflictError
 	if errors.As(err, &conflict) {
 		if conflict.Other == bindingID {
@@ -78,30 +70,12 @@ func (b *Broker) bindTarget(ctx context.Context, logger lager.Logger, bindingID,
 	return app, combined, nil
 }
 
-// dated are a binding's settings with the time it was made.
-type dated struct {
-	targets.BindingSettings
-	created time.Time
-}
-
-// inOrder sorts bindings oldest first, the order in which their settings
-// take precedence.
-func inOrder(bindings []dated) []targets.BindingSettings {
-	slices.SortFunc(bindings, func(x, y dated) int {
-		return cmp.Or(x.created.Compare(y.created), cmp.Compare(x.BindingGUID, y.BindingGUID))
-	})
-	out := make([]targets.BindingSettings, len(bindings))
-	for i, d := range bindings {
-		out[i] = d.BindingSettings
-	}
-	return out
-}
-
 // boundSettings reads the settings of the app's other bindings from their
 // records. A binding without a record (made before the bucket had them)
-// has none; so has a record whose parameters no longer parse.
-func (b *Broker) boundSettings(ctx context.Context, logger lager.Logger, bindingID string, others []cfapi.Binding) ([]dated, error) {
-	var out []dated
+// has none; so has a record whose parameters no longer parse. A binding
+// was made when its record says, or else when the CF API says.
+func (b *Broker) boundSettings(ctx context.Context, logger lager.Logger, bindingID string, others []cfapi.Binding) ([]targets.BindingSettings, error) {
+	var out []targets.BindingSettings
 	for _, o := range others {
 		if o.GUID == bindingID || o.Deleting {
 			continue
@@ -109,7 +83,7 @@ func (b *Broker) boundSettings(ctx context.Context, logger lager.Logger, binding
 		record, err := b.bucket.ReadBinding(ctx, o.GUID)
 		switch {
 		case errors.Is(err, store.ErrNotFound), errors.Is(err, store.ErrUnreadableRecord):
-			out = append(out, dated{targets.BindingSettings{BindingGUID: o.GUID}, o.CreatedAt})
+			out = append(out, targets.BindingSettings{BindingGUID: o.GUID, Created: o.CreatedAt})
 			continue
 		case err != nil:
 			logger.Error("read-record-failed", err, lager.Data{"other_binding_id": o.GUID})
@@ -119,7 +93,11 @@ func (b *Broker) boundSettings(ctx context.Context, logger lager.Logger, binding
 		if err != nil {
 			logger.Info("stored-parameters-invalid", lager.Data{"other_binding_id": o.GUID})
 		}
-		out = append(out, dated{targets.BindingSettings{BindingGUID: o.GUID, Settings: settings}, record.CreatedAt})
+		created := record.CreatedAt
+		if created.IsZero() {
+			created = o.CreatedAt
+		}
+		out = append(out, targets.BindingSettings{BindingGUID: o.GUID, Settings: settings, Created: created})
 	}
 	return out, nil
 }

@@ -178,7 +178,7 @@ func (b *Broker) rewriteTarget(ctx context.Context, logger lager.Logger, appGUID
 	}
 	// A conflict stored by racing binds: the oldest binding's settings
 	// apply, as in the target updater.
-	bound, _ := targets.Combine(inOrder(others))
+	bound, _ := targets.Combine(others)
 	return b.bucket.PutTarget(ctx, b.target(logger, app, bound))
 }
 

@@ -1,7 +1,6 @@
 package reconcile
 
 import (
-	"cmp"
 	"context"
 	"fmt"
 	"maps"
@@ -273,28 +272,23 @@ func boundApps(live map[string]cfapi.Binding, inFlight map[string]*record) map[s
 	return bound
 }
 
-// boundSettings are the settings of each bound app's bindings, oldest
-// first: those CF lists, with their records' bind parameters (none for a
+// boundSettings are the settings of each bound app's bindings: those CF
+// lists, with their records' bind parameters (none for a
 // binding without a record), and the binds in flight. A binding whose
 // settings set nothing is left out, and so is an app with no other:
 // targets.Combine takes nothing from it (it can neither set a setting nor
 // disagree with one), and most apps are bound once without parameters.
 func boundSettings(live map[string]cfapi.Binding, inFlight map[string]*record, records map[string]*record) map[string][]targets.BindingSettings {
-	type dated struct {
-		targets.BindingSettings
-		created time.Time
-	}
-	byApp := map[string][]dated{}
+	byApp := map[string][]targets.BindingSettings{}
 	add := func(app, binding string, created time.Time) {
 		rec, ok := records[binding]
 		if !ok || rec.Settings.IsZero() {
 			return
 		}
-		d := dated{BindingSettings: targets.BindingSettings{BindingGUID: binding, Settings: rec.Settings}, created: created}
 		if !rec.CreatedAt.IsZero() {
-			d.created = rec.CreatedAt
+			created = rec.CreatedAt
 		}
-		byApp[app] = append(byApp[app], d)
+		byApp[app] = append(byApp[app], targets.BindingSettings{BindingGUID: binding, Settings: rec.Settings, Created: created})
 	}
 	for guid, b := range live {
 		add(b.AppGUID, guid, b.CreatedAt)
@@ -304,14 +298,5 @@ func boundSettings(live map[string]cfapi.Binding, inFlight map[string]*record, r
 			add(b.AppGUID, guid, b.CreatedAt)
 		}
 	}
-	out := make(map[string][]targets.BindingSettings, len(byApp))
-	for app, bindings := range byApp {
-		slices.SortFunc(bindings, func(x, y dated) int {
-			return cmp.Or(x.created.Compare(y.created), cmp.Compare(x.BindingGUID, y.BindingGUID))
-		})
-		for _, d := range bindings {
-			out[app] = append(out[app], d.BindingSettings)
-		}
-	}
-	return out
+	return byApp
 }

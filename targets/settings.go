@@ -274,10 +274,13 @@ func (s Settings) CheckApp(app App) error {
 	return nil
 }
 
-// BindingSettings are the settings of one binding of an app.
+// BindingSettings are the settings of one binding of an app, with when
+// the binding was made: the oldest binding's settings take precedence
+// (bindings made at the same time in the order of their GUIDs).
 type BindingSettings struct {
 	BindingGUID string
 	Settings    Settings
+	Created     time.Time
 }
 
 // ConflictError says that two bindings of one app set the same settings
@@ -298,15 +301,18 @@ func (e *ConflictError) Error() string {
 }
 
 // Combine returns the settings of an app bound several times, given its
-// bindings in order of precedence (oldest first): each setting comes from
-// the first binding that sets it. When a later binding sets one
-// differently, the result is still that of the earlier binding and the
-// error, a *ConflictError, names the first disagreement.
+// bindings in any order: each setting comes from the oldest binding that
+// sets it. When a newer binding sets one differently, the result is still
+// that of the older binding and the error, a *ConflictError, names the
+// first disagreement.
 func Combine(bindings []BindingSettings) (Settings, error) {
 	var out Settings
 	var conflict *ConflictError
 	from := map[string]string{} // parameter -> binding that set it
-	for _, b := range bindings {
+	oldestFirst := slices.SortedFunc(slices.Values(bindings), func(x, y BindingSettings) int {
+		return cmp.Or(x.Created.Compare(y.Created), cmp.Compare(x.BindingGUID, y.BindingGUID))
+	})
+	for _, b := range oldestFirst {
 		if keys := differences(out, b.Settings); len(keys) > 0 && conflict == nil {
 			conflict = &ConflictError{Binding: from[keys[0]], Other: b.BindingGUID, Keys: keys}
 		}

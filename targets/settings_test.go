@@ -378,6 +378,17 @@ var _ = Describe("Settings", func() {
 			Expect(errors.As(err, &conflict)).To(BeTrue())
 			Expect(*conflict).To(Equal(targets.ConflictError{Binding: "b2", Other: "b3", Keys: []string{"job"}}))
 		})
+
+		It("gives precedence to the oldest binding, whatever the order given, then to the lower guid", func() {
+			t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+			older, newer, twin := parse("b9", `{"path":"/old"}`), parse("b1", `{"path":"/new"}`), parse("b8", `{"path":"/twin"}`)
+			older.Created, newer.Created, twin.Created = t0, t0.Add(time.Second), t0
+			settings, err := targets.Combine([]targets.BindingSettings{newer, older, twin})
+			Expect(settings.Path).To(Equal("/twin"))
+			var conflict *targets.ConflictError
+			Expect(errors.As(err, &conflict)).To(BeTrue())
+			Expect(*conflict).To(Equal(targets.ConflictError{Binding: "b8", Other: "b9", Keys: []string{"path"}}))
+		})
 	})
 })
 
