@@ -9,7 +9,6 @@ import (
 	"net/http/httputil"
 	"net/url"
 	"sort"
-	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -165,7 +164,7 @@ var _ = Describe("two target updaters", Ordered, func() {
 				if u.session.ExitCode() != -1 {
 					continue
 				}
-				switch u.metric("cf_app_discovery_lease_held") {
+				switch u.metric("cf_app_discovery_lease_held", nil) {
 				case 1:
 					held = u
 				case 0:
@@ -214,7 +213,7 @@ var _ = Describe("two target updaters", Ordered, func() {
 
 	It("has one writer at any moment; after a SIGKILL of the holder mid-run the other takes over within two lease periods; the bucket is exact after", func() {
 		first, second := holder()
-		Consistently(func() float64 { return second.metric("cf_app_discovery_lease_held") }, leasePeriod).Should(Equal(0.0))
+		Consistently(func() float64 { return second.metric("cf_app_discovery_lease_held", nil) }, leasePeriod).Should(Equal(0.0))
 
 		stop, done := make(chan struct{}), make(chan struct{})
 		go change(stop, done)
@@ -244,7 +243,7 @@ var _ = Describe("two target updaters", Ordered, func() {
 		first.session.Kill()
 		killed := time.Now()
 		Eventually(first.session, "5s").Should(gexec.Exit())
-		Eventually(func() float64 { return second.metric("cf_app_discovery_lease_held") }, 2*leasePeriod, "10ms").Should(Equal(1.0))
+		Eventually(func() float64 { return second.metric("cf_app_discovery_lease_held", nil) }, 2*leasePeriod, "10ms").Should(Equal(1.0))
 		tookOver := time.Since(killed)
 		AddReportEntry("take-over after SIGKILL of the holder", tookOver.String())
 		fmt.Fprintf(GinkgoWriter, "take-over after SIGKILL of the holder mid-run: %s (lease %s)\n", tookOver, leasePeriod)
@@ -253,9 +252,9 @@ var _ = Describe("two target updaters", Ordered, func() {
 		Eventually(changes.Load, "30s").Should(BeNumerically(">=", now+50))
 		stopChanges()
 
-		runs := second.metric(`cf_app_discovery_reconcile_runs_total{outcome="success"}`)
+		runs := second.metric("cf_app_discovery_reconcile_runs_total", map[string]string{"outcome": "success"})
 		Eventually(func() float64 {
-			return second.metric(`cf_app_discovery_reconcile_runs_total{outcome="success"}`)
+			return second.metric("cf_app_discovery_reconcile_runs_total", map[string]string{"outcome": "success"})
 		}, "30s").Should(BeNumerically(">=", runs+2), "a whole run after the last change")
 		expectBucketMatches(ctx, st, client)
 
@@ -287,21 +286,14 @@ type runningUpdater struct {
 	recorder *writeRecorder
 }
 
-// metric reads one series from the updater's /metrics, or -1.
-func (u *runningUpdater) metric(series string) float64 {
-	resp, err := http.Get("http://127.0.0.1:" + u.port + "/metrics")
+// metric reads the metric name with labels from the updater's /metrics,
+// or -1 until it answers.
+func (u *runningUpdater) metric(name string, labels map[string]string) float64 {
+	v, err := metricValue("http://127.0.0.1:"+u.port+"/metrics", name, labels)
 	if err != nil {
 		return -1
 	}
-	defer resp.Body.Close()
-	body, _ := io.ReadAll(resp.Body)
-	for _, line := range strings.Split(string(body), "\n") {
-		if v, ok := strings.CutPrefix(line, series+" "); ok {
-			f, _ := strconv.ParseFloat(v, 64)
-			return f
-		}
-	}
-	return -1
+	return v
 }
 
 // expectBucketMatches checks that the bucket is what the CF API says it
