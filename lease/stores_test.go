@@ -2,7 +2,6 @@ package lease_test
 
 import (
 	"context"
-	"fmt"
 	"net/http/httptest"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -39,17 +38,13 @@ var (
 )
 
 var _ = BeforeSuite(func() {
-	var bin string
-	if bin, weedMissing = seaweedfs.Binary(); weedMissing != nil {
-		return
-	}
 	var err error
-	weed, err = seaweedfs.Start(seaweedfs.Options{Binary: bin})
+	weed, weedMissing, err = seaweedfs.StartIfBuilt(seaweedfs.Options{})
 	Expect(err).NotTo(HaveOccurred())
-	DeferCleanup(weed.Stop)
+	if weed != nil {
+		DeferCleanup(weed.Stop)
+	}
 })
-
-var weedBuckets int
 
 // newSeaweedFSStore is an S3 store on a fresh bucket of the suite's
 // SeaweedFS.
@@ -57,11 +52,7 @@ func newSeaweedFSStore() lease.Store {
 	if weed == nil {
 		Skip(weedMissing.Error())
 	}
-	weedBuckets++
-	bucket := fmt.Sprintf("lease-%d", weedBuckets)
-	ctx := context.Background()
-	Expect(weed.CreateBucket(ctx, bucket)).To(Succeed())
-	st, err := weed.Store(ctx, bucket)
+	st, _, err := weed.NewBucket(context.Background(), "lease")
 	Expect(err).NotTo(HaveOccurred())
 	return st
 }

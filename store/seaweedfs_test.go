@@ -2,7 +2,6 @@ package store_test
 
 import (
 	"context"
-	"fmt"
 
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
@@ -16,18 +15,15 @@ import (
 var (
 	weed        *seaweedfs.Server
 	weedMissing error
-	weedBuckets int
 )
 
 var _ = BeforeSuite(func() {
-	var bin string
-	if bin, weedMissing = seaweedfs.Binary(); weedMissing != nil {
-		return
-	}
 	var err error
-	weed, err = seaweedfs.Start(seaweedfs.Options{Binary: bin})
+	weed, weedMissing, err = seaweedfs.StartIfBuilt(seaweedfs.Options{})
 	Expect(err).NotTo(HaveOccurred())
-	DeferCleanup(weed.Stop)
+	if weed != nil {
+		DeferCleanup(weed.Stop)
+	}
 })
 
 // newSeaweedFSFixture is the S3 store on a fresh bucket of the suite's
@@ -39,10 +35,7 @@ func newSeaweedFSFixture() storetest.Fixture {
 		Skip(weedMissing.Error())
 	}
 	ctx := context.Background()
-	weedBuckets++
-	bucket := fmt.Sprintf("contract-%d", weedBuckets)
-	Expect(weed.CreateBucket(ctx, bucket)).To(Succeed())
-	st, err := weed.Store(ctx, bucket)
+	st, bucket, err := weed.NewBucket(ctx, "contract")
 	Expect(err).NotTo(HaveOccurred())
 	return storetest.Fixture{
 		Store: st,

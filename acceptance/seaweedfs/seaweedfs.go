@@ -17,6 +17,7 @@ import (
 	"runtime"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -76,6 +77,8 @@ type Server struct {
 	exited  chan struct{}
 	log     *bytes.Buffer
 	logMu   *sync.Mutex
+	// buckets counts the buckets NewBucket made.
+	buckets atomic.Int64
 }
 
 // startTimeout bounds the wait for the S3 endpoint: the server is ready in
@@ -108,6 +111,18 @@ func Start(o Options) (*Server, error) {
 		}
 	}
 	return nil, err
+}
+
+// StartIfBuilt starts a server with o when the weed binary is built (o's
+// Binary is ignored). When it is not, it returns no server and, in missing,
+// why: a suite skips its specs on SeaweedFS with that reason. err is
+// Start's error.
+func StartIfBuilt(o Options) (s *Server, missing, err error) {
+	if o.Binary, missing = Binary(); missing != nil {
+		return nil, missing, nil
+	}
+	s, err = Start(o)
+	return s, nil, err
 }
 
 func start(o Options) (*Server, error) {
@@ -213,6 +228,20 @@ func (s *Server) CreateBucket(ctx context.Context, name string) error {
 		return fmt.Errorf("seaweedfs: creating bucket %s: %w", name, err)
 	}
 	return nil
+}
+
+// NewBucket creates a bucket named prefix-N, N a number no earlier call on
+// s used, and returns the project's S3 store on it and its name.
+func (s *Server) NewBucket(ctx context.Context, prefix string) (*store.S3Store, string, error) {
+	bucket := fmt.Sprintf("%s-%d", prefix, s.buckets.Add(1))
+	if err := s.CreateBucket(ctx, bucket); err != nil {
+		return nil, "", err
+	}
+	st, err := s.Store(ctx, bucket)
+	if err != nil {
+		return nil, "", err
+	}
+	return st, bucket, nil
 }
 
 // PutObject writes an object under any key, bypassing the project's store.
