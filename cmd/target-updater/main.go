@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"code.cloudfoundry.org/lager/v3"
+	"github.com/KimMachineGun/automemlimit/memlimit"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
@@ -44,7 +45,10 @@ func run(once bool) int {
 		return 2
 	}
 	logger := config.Logger("target-updater", s.LogLevel, os.Stdout)
-	memoryLimit := limitMemory(os.Getenv)
+	memoryLimit, err := limitMemory(memlimit.FromCgroup)
+	if err != nil {
+		logger.Info("no-memory-limit", lager.Data{"error": err.Error()})
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
 

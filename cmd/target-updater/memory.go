@@ -1,18 +1,21 @@
 package main
 
 import (
+	"math"
+	"os"
 	"runtime/debug"
-	"strconv"
-	"strings"
+
+	"github.com/KimMachineGun/automemlimit/memlimit"
 )
 
-// memoryShare is the part of the container's memory quota the Go runtime
+// memoryShare is the part of the container's memory limit the Go runtime
 // is asked to keep to when GOMEMLIMIT is not set. A full reconcile's
 // garbage makes the heap grow to twice what it holds (GOGC's default):
 // at 50,000 apps, some 200 MB for 100 MB held. The limit makes the
-// collector run sooner instead, before the quota is reached. The rest of
-// the quota is for what the limit does not bound at once: stacks, the
-// runtime's own memory, and garbage made while a collection runs.
+// collector run sooner instead, before the container's limit is reached.
+// The rest of the limit is for what the soft limit does not bound at
+// once: stacks, the runtime's own memory, and garbage made while a
+// collection runs.
 const memoryShare = 0.7
 
 // gcPercentUnderLimit is the GOGC the updater runs with under that limit.
@@ -24,45 +27,26 @@ const memoryShare = 0.7
 const gcPercentUnderLimit = 200
 
 // limitMemory sets the Go runtime's soft memory limit to memoryShare of
-// the memory quota CF gives the app (MEMORY_LIMIT, as "256m"), unless
-// GOMEMLIMIT sets one, and then GOGC to gcPercentUnderLimit, unless GOGC
-// is set. It returns the limit set, in bytes, or 0.
-func limitMemory(getenv func(string) string) int64 {
-	if getenv("GOMEMLIMIT") != "" {
-		return 0 // the runtime read it at start
+// the container's memory limit, as container reports it (memlimit.FromCgroup
+// in production: on CF, the cgroup's limit is the app's memory quota),
+// unless GOMEMLIMIT sets one, and then GOGC to gcPercentUnderLimit, unless
+// GOGC is set. It returns the limit it set, in bytes, or 0: none when
+// GOMEMLIMIT is set, when the container has no limit, or when
+// AUTOMEMLIMIT=off; the error says why the limit could not be read. The
+// library logs nothing: without a logger of its own it discards its logs.
+func limitMemory(container memlimit.Provider) (int64, error) {
+	if os.Getenv("GOMEMLIMIT") != "" {
+		return 0, nil // the runtime read it at start; the library leaves it too
 	}
-	quota, ok := parseQuota(getenv("MEMORY_LIMIT"))
-	if !ok {
-		return 0
+	limit, err := memlimit.Set(memlimit.WithProvider(container), memlimit.WithRatio(memoryShare))
+	if err != nil {
+		return 0, err
 	}
-	limit := int64(float64(quota) * memoryShare)
-	debug.SetMemoryLimit(limit)
-	if getenv("GOGC") == "" {
+	if limit == math.MaxInt64 {
+		return 0, nil // no limit to keep to
+	}
+	if os.Getenv("GOGC") == "" {
 		debug.SetGCPercent(gcPercentUnderLimit)
 	}
-	return limit
-}
-
-// parseQuota reads a CF memory quota: a whole number of kilobytes,
-// megabytes or gigabytes ("512k", "256m", "1g", any case).
-func parseQuota(s string) (int64, bool) {
-	if len(s) < 2 {
-		return 0, false
-	}
-	var unit int64
-	switch strings.ToLower(s[len(s)-1:]) {
-	case "k":
-		unit = 1 << 10
-	case "m":
-		unit = 1 << 20
-	case "g":
-		unit = 1 << 30
-	default:
-		return 0, false
-	}
-	n, err := strconv.ParseInt(s[:len(s)-1], 10, 64)
-	if err != nil || n <= 0 || n > 1<<40/unit {
-		return 0, false
-	}
-	return n * unit, true
+	return limit, nil
 }

@@ -41,7 +41,7 @@ func main() {
 	apps := flag.Int("apps", 0, "apps visible to the monitoring user (default: 6 for every 5 bound)")
 	latency := flag.Duration("latency", 20*time.Millisecond, "latency the fake CF API adds to every request")
 	once := flag.Bool("once", false, "run target-updater --once twice instead of serving")
-	memory := flag.String("memory", "256m", "the container's memory quota, MEMORY_LIMIT as CF sets it (\"\": none)")
+	memory := flag.String("memory", "256m", "the container's memory quota, as \"256m\" or \"1g\" (\"\": none); the bench has no container, so it gives the updater the GOMEMLIMIT and GOGC it sets itself in one with that quota")
 	flag.Parse()
 	if *apps == 0 {
 		*apps = *bound * 6 / 5
@@ -88,12 +88,15 @@ func run(updater string, apps, bound int, latency time.Duration, once bool, memo
 	if once {
 		how = "target-updater --once, twice"
 	}
-	fmt.Printf("bench-reconcile: %d bound apps of %d visible, %d routes on other domains, CF latency %s per request; %s; MEMORY_LIMIT=%s\n",
-		bound, apps, apps*3/10, latency, how, memory)
+	memEnv, err := memoryEnv(memory)
+	if err != nil {
+		return err
+	}
+	fmt.Printf("bench-reconcile: %d bound apps of %d visible, %d routes on other domains, CF latency %s per request; %s; container memory %s: %s\n",
+		bound, apps, apps*3/10, latency, how, cmp.Or(memory, "unlimited"), cmp.Or(strings.Join(memEnv, " "), "no GOMEMLIMIT"))
 	fmt.Printf("%-26s %12s %10s %8s %12s  %s\n", "run", "CF requests", "wall", "CPU", "peak RSS", "S3 operations")
-	// MEMORY_LIMIT is what CF sets in the container of an app pushed with
-	// the manifest's memory: 256M.
-	env := append(s3.Env(cf.URL(), bucket), "PLAN_ID="+pop.Plan.BrokerCatalogID, "LOG_LEVEL=error", "MEMORY_LIMIT="+memory)
+	env := append(s3.Env(cf.URL(), bucket), "PLAN_ID="+pop.Plan.BrokerCatalogID, "LOG_LEVEL=error")
+	env = append(env, memEnv...)
 	names := []string{"1: writes every target", "2: nothing changed"}
 	report := func(run int, m measures) {
 		fmt.Printf("%-26s %12d %10s %7.2fs %9.1f MB  %s\n", names[run], cf.Requests(), m.wall.Round(time.Millisecond),
@@ -117,6 +120,24 @@ func run(updater string, apps, bound int, latency time.Duration, once bool, memo
 		report(i, m)
 	}
 	return nil
+}
+
+// memoryEnv is the environment that stands for a container with the
+// memory quota given (as "256m", CF's manifest's memory: 256M; "" for
+// none): the updater, finding that limit in its cgroup, sets the Go
+// runtime's soft limit to 70% of it and GOGC to 200; the bench's updater
+// has no such cgroup, so it is given both.
+func memoryEnv(quota string) ([]string, error) {
+	if quota == "" {
+		return nil, nil
+	}
+	units := map[byte]int64{'k': 1 << 10, 'm': 1 << 20, 'g': 1 << 30}
+	unit := units[strings.ToLower(quota)[len(quota)-1]]
+	n, err := strconv.ParseInt(quota[:len(quota)-1], 10, 64)
+	if unit == 0 || err != nil || n <= 0 {
+		return nil, fmt.Errorf("-memory %q: not a whole number of k, m or g", quota)
+	}
+	return []string{"GOMEMLIMIT=" + strconv.FormatInt(int64(float64(n*unit)*0.7), 10), "GOGC=200"}, nil
 }
 
 // serve runs the updater until it has finished two runs, measuring each
